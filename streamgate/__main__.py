@@ -1,0 +1,3 @@
+from streamgate.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,13 @@
+"""Brokers: where publications are numbered, kept and distributed (memory, redis)."""
+
+from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
+from streamgate.brokers.memory import MemoryBroker, MemoryIdempotency
+
+__all__ = [
+    "Broker",
+    "BrokerHandler",
+    "IdempotencyStore",
+    "MemoryBroker",
+    "MemoryIdempotency",
+    "Outgoing",
+]

@@ -1,0 +1,76 @@
+"""The broker seam: where publications get their offsets and come back to the hub.
+
+One data path (Centrifuge's ``Node.Publish``): the producer API only calls
+:meth:`Broker.publish`; the broker numbers each publication within its channel,
+appends it to the channel's history and calls :meth:`BrokerHandler.deliver` on every
+node that has subscribers, this one included. Local delivery is no special case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from streamgate.hub.publication import Publication, StreamPosition
+
+__all__ = ["Broker", "BrokerHandler", "IdempotencyStore", "Outgoing"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A publication before the broker numbers it."""
+
+    channel: str
+    data: Any
+
+
+class BrokerHandler(Protocol):
+    def deliver(self, channel: str, pubs: Sequence[Publication]) -> None:
+        """Take ``pubs`` of one channel, in offset order. Must not block."""
+
+
+class Broker(Protocol):
+    """Numbers, keeps and distributes publications."""
+
+    async def start(self, handler: BrokerHandler) -> None: ...
+
+    async def close(self) -> None: ...
+
+    @property
+    def ready(self) -> bool:
+        """True while publish and history can be served."""
+
+    async def publish(self, items: Sequence[Outgoing]) -> list[Publication]:
+        """Number, keep and deliver ``items``; order holds within a channel.
+
+        Raises:
+            BrokerUnavailable: nothing was published.
+        """
+
+    async def history(
+        self, channel: str, since: StreamPosition
+    ) -> tuple[list[Publication], StreamPosition] | None:
+        """Return the publications after ``since`` and the position they reach.
+
+        None when they cannot all be replayed (other epoch, too old, from the future).
+        """
+
+    async def position(self, channel: str) -> StreamPosition:
+        """Return the channel's current position (offset 0 before any publication)."""
+
+    async def subscribe(self, channel: str) -> None:
+        """Start receiving ``channel``'s publications on this node."""
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Stop receiving ``channel``'s publications on this node."""
+
+
+class IdempotencyStore(Protocol):
+    """Idempotency keys remembered for a window (PROTOCOL.md section 4)."""
+
+    async def seen(self, keys: Sequence[str]) -> set[str]:
+        """Return which of ``keys`` were claimed within the window."""
+
+    async def claim(self, keys: Sequence[str]) -> set[str]:
+        """Claim ``keys``; return those another publish claimed first."""

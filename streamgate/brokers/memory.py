@@ -1,0 +1,170 @@
+"""The embedded broker: one process, offsets and history in memory.
+
+History is lost with the process, so every channel gets a fresh epoch per process:
+a client resuming across a restart is told ``recovered: false`` instead of being
+handed offsets that mean something else now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
+from streamgate.hub.history import StreamHistory
+from streamgate.hub.publication import Publication, StreamPosition
+
+__all__ = ["MemoryBroker", "MemoryIdempotency"]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class MemoryBroker:
+    """Numbers publications per channel and keeps a bounded history of each.
+
+    Args:
+        history_size: publications kept per channel.
+        history_ttl: seconds a publication stays replayable.
+    """
+
+    def __init__(
+        self,
+        *,
+        history_size: int,
+        history_ttl: float,
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
+        self._size = history_size
+        self._ttl = history_ttl
+        self._clock_ms = clock_ms
+        self._streams: dict[str, StreamHistory] = {}
+        self._handler: BrokerHandler | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self, handler: BrokerHandler) -> None:
+        self._handler = handler
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        self._handler = None
+
+    @property
+    def ready(self) -> bool:
+        return self._handler is not None
+
+    def _stream(self, channel: str) -> StreamHistory:
+        stream = self._streams.get(channel)
+        if stream is None:
+            stream = self._streams[channel] = StreamHistory(self._size, self._ttl)
+        return stream
+
+    async def publish(self, items: Sequence[Outgoing]) -> list[Publication]:
+        return self.publish_now(items)
+
+    def publish_now(self, items: Sequence[Outgoing]) -> list[Publication]:
+        """Publish synchronously: number, keep, deliver, with no suspension point."""
+        now = self._clock_ms()
+        out: list[Publication] = []
+        by_channel: dict[str, list[Publication]] = {}
+        for item in items:
+            stream = self._stream(item.channel)
+            pub = Publication(item.channel, stream.next_offset(), stream.epoch, item.data, now)
+            stream.append(pub)
+            out.append(pub)
+            group = by_channel.get(item.channel)
+            if group is None:
+                by_channel[item.channel] = [pub]
+            else:
+                group.append(pub)
+        handler = self._handler
+        if handler is not None:
+            for channel, pubs in by_channel.items():
+                handler.deliver(channel, pubs)
+        return out
+
+    async def history(
+        self, channel: str, since: StreamPosition
+    ) -> tuple[list[Publication], StreamPosition] | None:
+        stream = self._stream(channel)
+        pubs = stream.since(since, self._clock_ms())
+        if pubs is None:
+            return None
+        return pubs, stream.position
+
+    async def position(self, channel: str) -> StreamPosition:
+        return self._stream(channel).position
+
+    async def subscribe(self, channel: str) -> None:
+        """Nothing to do: every publication of this process is delivered here."""
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Nothing to do: see :meth:`subscribe`."""
+
+    async def _sweep(self) -> None:
+        """Drop expired publications of idle channels, a few times per TTL."""
+        interval = max(1.0, self._ttl / 4)
+        while True:
+            await asyncio.sleep(interval)
+            now = self._clock_ms()
+            for stream in list(self._streams.values()):
+                stream.expire(now)
+
+
+class MemoryIdempotency:
+    """Idempotency keys of this process, each remembered for ``window`` seconds.
+
+    At most ``max_keys`` are kept; past that the oldest are forgotten early.
+    """
+
+    def __init__(
+        self, *, window: float, max_keys: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._window = window
+        self._max = max_keys
+        self._clock = clock
+        self._keys: OrderedDict[str, float] = OrderedDict()  # key -> expiry, oldest first
+
+    def _expire(self) -> None:
+        now = self._clock()
+        keys = self._keys
+        while keys:
+            expiry = next(iter(keys.values()))
+            if expiry > now and len(keys) <= self._max:
+                break
+            keys.popitem(last=False)
+
+    async def seen(self, keys: Sequence[str]) -> set[str]:
+        return self.seen_now(keys)
+
+    def seen_now(self, keys: Sequence[str]) -> set[str]:
+        self._expire()
+        return {k for k in keys if k in self._keys}
+
+    async def claim(self, keys: Sequence[str]) -> set[str]:
+        return self.claim_now(keys)
+
+    def claim_now(self, keys: Sequence[str]) -> set[str]:
+        self._expire()
+        taken = {k for k in keys if k in self._keys}
+        expiry = self._clock() + self._window
+        for key in keys:
+            if key not in taken:
+                self._keys[key] = expiry
+        return taken
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def _conforms(broker: MemoryBroker, store: MemoryIdempotency) -> tuple[Broker, IdempotencyStore]:
+    """Checked by mypy: the memory backends satisfy the seams."""
+    return broker, store

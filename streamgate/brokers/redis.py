@@ -1,0 +1,526 @@
+"""The Redis broker: several gateway nodes number, keep and deliver as one.
+
+Per channel, Redis holds (every key under ``prefix``):
+
+- ``{prefix}meta:{channel}``: a hash, ``top`` (the last offset) and ``epoch``. A missing
+  hash means the history was lost (a restart without persistence, an eviction): the next
+  publish starts a fresh epoch at offset 1 (PROTOCOL.md section 3).
+- ``{prefix}hist:{channel}``: a Stream of the recent publications, entry id
+  ``<offset>-1``, fields ``d`` (the JSON data) and ``t`` (ts_ms); capped near
+  ``history_size`` and expiring ``history_ttl`` after the last publish.
+- ``{prefix}ch:{channel}``: the pub/sub channel every node subscribed to the channel
+  listens on; a message is ``b"<offset> <epoch> <ts_ms> <json>"``.
+
+One Lua script per :meth:`RedisBroker.publish` assigns the offsets, appends to the
+streams and publishes, atomically: every node sees the same publications in the same
+order with the same offsets. Delivery, local included, comes back through pub/sub
+(Centrifuge's one data path), so a node only delivers channels it subscribed to.
+
+Faults (issue 7, item 4). When the pub/sub connection drops, :attr:`RedisBroker.ready`
+turns False at once and publish, history and position raise ``BrokerUnavailable``
+without touching Redis. The reader reconnects with exponential backoff (jittered,
+``reconnect_min`` doubling to ``reconnect_max``), re-subscribes every channel and waits
+for Redis to confirm, then proves continuity per channel before turning ready again.
+The broker keeps, per subscribed channel, the position of the last publication it
+delivered (or the channel's position when it was subscribed). If the channel moved on
+in the same epoch, the missing publications are read from the history and delivered
+in order (recovered); pub/sub copies of them arriving later are dropped as
+duplicates. If they cannot be replayed (another epoch because Redis lost the data, or
+trimmed), the broker calls the handler's optional hook::
+
+    def lost(self, channel: str, position: StreamPosition) -> None: ...
+
+meaning: publications of ``channel`` may be missing for this node, and its stream
+continues after ``position``. It must not block. It is looked up with ``getattr``: a
+handler without it keeps working (and is not told). The hub can then tell the
+channel's subscribers (``recovered: false``, a fresh order-book snapshot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
+from streamgate.errors import BrokerUnavailable
+from streamgate.hub.history import new_epoch
+from streamgate.hub.publication import Publication, StreamPosition
+
+__all__ = ["RedisBroker", "RedisIdempotency"]
+
+_UNAVAILABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+
+# KEYS: meta, hist per item. ARGV: fresh epoch, ts_ms, maxlen, ttl_ms, then the
+# pub/sub channel and the JSON data per item. Returns {top, epoch} per item.
+_PUBLISH = """
+local fresh, ts, maxlen, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local out = {}
+for i = 1, #KEYS / 2 do
+  local meta, hist = KEYS[2 * i - 1], KEYS[2 * i]
+  local chan, data = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
+  local epoch = redis.call('HGET', meta, 'epoch')
+  if not epoch then
+    epoch = fresh
+    redis.call('DEL', hist)
+    redis.call('HSET', meta, 'epoch', epoch, 'top', 0)
+  end
+  local top = redis.call('HINCRBY', meta, 'top', 1)
+  redis.call('XADD', hist, 'MAXLEN', '~', maxlen, top .. '-1', 'd', data, 't', ts)
+  if ttl > 0 then redis.call('PEXPIRE', hist, ttl) end
+  redis.call('PUBLISH', chan, top .. ' ' .. epoch .. ' ' .. ts .. ' ' .. data)
+  out[i] = {top, epoch}
+end
+return out
+"""
+
+# KEYS: meta, hist. ARGV: fresh epoch (used only when the channel has none yet),
+# since offset ('' for none), since epoch, max entries. Returns {top, epoch, entries}:
+# entries only when the epoch matches and since < top.
+_HISTORY = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)
+end
+local top = tonumber(redis.call('HGET', KEYS[1], 'top'))
+if ARGV[2] == '' or ARGV[3] ~= epoch then return {top, epoch, {}} end
+local since = tonumber(ARGV[2])
+if since >= top then return {top, epoch, {}} end
+return {top, epoch, redis.call('XRANGE', KEYS[2], (since + 1) .. '-1', '+', 'COUNT', ARGV[4])}
+"""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _fields(raw: Any) -> dict[bytes, bytes]:
+    """Turn a stream entry's flat ``[k, v, k, v]`` field list into a dict."""
+    return {raw[i]: raw[i + 1] for i in range(0, len(raw), 2)}
+
+
+class RedisBroker:
+    """Numbers publications per channel in Redis and delivers them through pub/sub.
+
+    Args:
+        url: ``redis://host:port/db``.
+        prefix: put before every key and pub/sub channel, so users can share a Redis.
+        history_size: publications kept replayable per channel.
+        history_ttl: seconds a publication stays replayable.
+        clock_ms: wall clock in milliseconds; stamps publications, ages the history.
+        name: the Redis client name (CLIENT SETNAME): ``name`` for commands,
+            ``{name}-sub`` for the pub/sub connection.
+        reconnect_min: first backoff (seconds) after the pub/sub connection dropped.
+        reconnect_max: the backoff doubles up to this.
+        timeout: seconds a connect or a command may take before ``BrokerUnavailable``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str,
+        history_size: int,
+        history_ttl: float,
+        clock_ms: Callable[[], int] = _now_ms,
+        name: str = "streamgate",
+        reconnect_min: float = 0.1,
+        reconnect_max: float = 5.0,
+        timeout: float = 5.0,
+    ) -> None:
+        # One retry: a pooled connection that died with a Redis restart is replaced.
+        self._redis: Redis = Redis.from_url(
+            url,
+            client_name=name,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            retry=Retry(NoBackoff(), 1),
+        )
+        # No retry: redis-py would reconnect and re-subscribe behind our back,
+        # hiding the gap; the reader does that itself.
+        self._sub_client: Redis = Redis.from_url(
+            url,
+            client_name=f"{name}-sub",
+            socket_connect_timeout=timeout,
+            socket_keepalive=True,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._prefix = prefix
+        self._ch_prefix = f"{prefix}ch:".encode()
+        self._size = history_size
+        self._ttl_ms = int(history_ttl * 1000)
+        self._clock_ms = clock_ms
+        self._timeout = timeout
+        self._backoff = (reconnect_min, reconnect_max)
+        self._publish_script = self._redis.register_script(_PUBLISH)
+        self._history_script = self._redis.register_script(_HISTORY)
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._handler: BrokerHandler | None = None
+        self._pending: dict[bytes, asyncio.Future[None]] = {}
+        self._channels: set[str] = set()
+        # Per subscribed channel: the last publication delivered, else the position
+        # when it was subscribed (what a reconnect must continue from).
+        self._last: dict[str, StreamPosition] = {}
+        self._broken = False
+        self._ready = False
+
+    def _keys(self, channel: str) -> tuple[str, str]:
+        return f"{self._prefix}meta:{channel}", f"{self._prefix}hist:{channel}"
+
+    def _chan(self, channel: str) -> bytes:
+        return self._ch_prefix + channel.encode()
+
+    async def start(self, handler: BrokerHandler) -> None:
+        """Connect, then deliver subscribed channels' publications to ``handler``.
+
+        Raises:
+            BrokerUnavailable: Redis does not answer.
+        """
+        self._handler = handler
+        pubsub = self._sub_client.pubsub()
+        try:
+            await self._redis.ping()
+            await pubsub.connect()  # type: ignore[no-untyped-call]
+        except _UNAVAILABLE as exc:
+            with contextlib.suppress(*_UNAVAILABLE):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        self._pubsub = pubsub
+        self._reader = asyncio.create_task(self._run(pubsub))
+        self._ready = True
+
+    async def close(self) -> None:
+        self._ready = False
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        await self._drop_pubsub()
+        self._fail_pending()
+        await self._redis.aclose()
+        await self._sub_client.aclose()
+        self._handler = None
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    def _check_ready(self) -> None:
+        if not self._ready:
+            raise BrokerUnavailable("redis: not connected")
+
+    async def publish(self, items: Sequence[Outgoing]) -> list[Publication]:
+        """Number, keep and publish ``items`` in one atomic script call.
+
+        Raises:
+            BrokerUnavailable: Redis could not be reached, or the pub/sub connection is
+                down (then at once). If the connection dropped after the script ran,
+                the items may have been published all the same.
+        """
+        if not items:
+            return []
+        self._check_ready()
+        now = self._clock_ms()
+        keys: list[str] = []
+        args: list[str | bytes | int] = [new_epoch(), now, self._size, self._ttl_ms]
+        for item in items:
+            keys.extend(self._keys(item.channel))
+            args.append(self._chan(item.channel))
+            args.append(orjson.dumps(item.data))
+        try:
+            rows = await self._publish_script(keys=keys, args=args)
+        except _UNAVAILABLE as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        return [
+            Publication(item.channel, int(top), epoch.decode(), item.data, now)
+            for item, (top, epoch) in zip(items, rows, strict=True)
+        ]
+
+    async def _state(
+        self, channel: str, since: StreamPosition | None
+    ) -> tuple[int, str, list[Any]]:
+        args: list[str | int] = [new_epoch(), "", "", self._size]
+        if since is not None:
+            args[1:3] = [since.offset, since.epoch]
+        try:
+            top, epoch, entries = await self._history_script(
+                keys=list(self._keys(channel)), args=args
+            )
+        except _UNAVAILABLE as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        return int(top), epoch.decode(), entries
+
+    async def history(
+        self, channel: str, since: StreamPosition
+    ) -> tuple[list[Publication], StreamPosition] | None:
+        """Return the publications after ``since``, or None if any of them is gone.
+
+        Gone: another epoch, an offset from the future, or a successor trimmed by the
+        size cap (exactly ``history_size`` are replayable, whatever MAXLEN ~ left) or
+        older than ``history_ttl``.
+
+        Raises:
+            BrokerUnavailable: Redis could not be reached, or the broker is not ready.
+        """
+        self._check_ready()
+        return await self._history(channel, since)
+
+    async def _history(
+        self, channel: str, since: StreamPosition
+    ) -> tuple[list[Publication], StreamPosition] | None:
+        top, epoch, entries = await self._state(channel, since)
+        if since.epoch != epoch or since.offset > top or since.offset < 0:
+            return None
+        position = StreamPosition(top, epoch)
+        if since.offset == top:
+            return [], position
+        if since.offset < top - self._size or len(entries) != top - since.offset:
+            return None
+        cutoff = self._clock_ms() - self._ttl_ms
+        pubs: list[Publication] = []
+        expected = since.offset + 1
+        for entry_id, raw in entries:
+            fields = _fields(raw)
+            offset = int(entry_id.split(b"-", 1)[0])
+            ts_ms = int(fields[b"t"])
+            if offset != expected or ts_ms < cutoff:
+                return None
+            pubs.append(Publication(channel, offset, epoch, orjson.loads(fields[b"d"]), ts_ms))
+            expected += 1
+        return pubs, position
+
+    async def position(self, channel: str) -> StreamPosition:
+        """Return the channel's position; a channel without one gets its epoch now.
+
+        Fixing the epoch here (not at the first publish) keeps a client that
+        subscribed before any publication able to resume.
+
+        Raises:
+            BrokerUnavailable: Redis could not be reached, or the broker is not ready.
+        """
+        self._check_ready()
+        return await self._position(channel)
+
+    async def _position(self, channel: str) -> StreamPosition:
+        top, epoch, _ = await self._state(channel, None)
+        return StreamPosition(top, epoch)
+
+    async def subscribe(self, channel: str) -> None:
+        """Listen to ``channel``; return once Redis confirmed the subscription.
+
+        Raises:
+            BrokerUnavailable: not connected, or the connection dropped meanwhile (the
+                channel is then subscribed again by the reconnect).
+        """
+        pubsub = self._pubsub
+        if pubsub is None or not self._ready:
+            raise BrokerUnavailable("redis: not connected")
+        name = self._chan(channel)
+        fut = self._pending.get(name)
+        if fut is None:
+            if channel in self._channels:
+                return
+            fut = self._pending[name] = asyncio.get_running_loop().create_future()
+            self._channels.add(channel)
+            try:
+                await pubsub.subscribe(name)
+            except _UNAVAILABLE as exc:
+                self._pending.pop(name, None)
+                self._channels.discard(channel)
+                self._broken = True  # the reader reconnects
+                raise BrokerUnavailable(f"redis: {exc}") from exc
+        await asyncio.shield(fut)
+        if channel not in self._last:
+            # Where a reconnect continues from if nothing gets delivered before.
+            with contextlib.suppress(BrokerUnavailable):
+                position = await self._position(channel)
+                self._last.setdefault(channel, position)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+        self._last.pop(channel, None)
+        pubsub = self._pubsub
+        if pubsub is None:
+            return
+        with contextlib.suppress(*_UNAVAILABLE):
+            await pubsub.unsubscribe(self._chan(channel))
+
+    def _fail_pending(self) -> None:
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(BrokerUnavailable("redis pub/sub connection lost"))
+        self._pending.clear()
+
+    async def _drop_pubsub(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(*_UNAVAILABLE):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _run(self, pubsub: PubSub) -> None:
+        """Read until the connection drops, then reconnect, recover and read again."""
+        buffered: list[dict[str, Any]] = []
+        while True:
+            with contextlib.suppress(*_UNAVAILABLE):
+                await self._read(pubsub, buffered)
+            self._ready = False
+            self._fail_pending()
+            await self._drop_pubsub()
+            pubsub, buffered = await self._reconnect()
+            self._pubsub = pubsub
+            self._broken = False
+            self._ready = True
+
+    async def _reconnect(self) -> tuple[PubSub, list[dict[str, Any]]]:
+        """Connect, re-subscribe and recover, retrying with backoff until it works."""
+        delay, cap = self._backoff
+        while True:
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, cap)
+            pubsub = self._sub_client.pubsub()
+            try:
+                buffered = await self._resubscribe(pubsub)
+                await self._recover()
+            except (TimeoutError, *_UNAVAILABLE, BrokerUnavailable):
+                with contextlib.suppress(*_UNAVAILABLE):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                continue
+            except BaseException:
+                with contextlib.suppress(*_UNAVAILABLE):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                raise
+            return pubsub, buffered
+
+    async def _resubscribe(self, pubsub: PubSub) -> list[dict[str, Any]]:
+        """Subscribe every channel again; return once Redis confirmed them all.
+
+        Returns the publications that arrived meanwhile, to deliver after recovery.
+        """
+        await asyncio.wait_for(pubsub.connect(), self._timeout)  # type: ignore[no-untyped-call]
+        waiting = {self._chan(c) for c in self._channels}
+        buffered: list[dict[str, Any]] = []
+        if not waiting:
+            return buffered
+        await asyncio.wait_for(pubsub.subscribe(*waiting), self._timeout)
+        async with asyncio.timeout(self._timeout):
+            while waiting:
+                msg = await pubsub.get_message(timeout=None)
+                if msg is None:
+                    continue
+                kind = msg["type"]
+                if kind in ("subscribe", b"subscribe"):
+                    waiting.discard(msg["channel"])
+                elif kind in ("message", b"message"):
+                    buffered.append(msg)
+        return buffered
+
+    async def _recover(self) -> None:
+        """Deliver what each channel published while this node was away, or say lost."""
+        handler = self._handler
+        for channel in list(self._channels):
+            since = self._last.get(channel)
+            got = None if since is None else await self._history(channel, since)
+            if got is not None:
+                pubs, position = got
+                if pubs and handler is not None:
+                    handler.deliver(channel, pubs)
+                self._last[channel] = position
+                continue
+            position = await self._position(channel)
+            self._last[channel] = position
+            lost = getattr(handler, "lost", None)
+            if lost is not None:
+                lost(channel, position)
+
+    async def _read(self, pubsub: PubSub, buffered: list[dict[str, Any]]) -> None:
+        """Decode pub/sub messages and deliver them in the order Redis sent them."""
+        for msg in buffered:
+            self._on_message(msg)
+        buffered.clear()
+        while not self._broken:
+            msg = await pubsub.get_message(timeout=1.0)
+            if msg is not None:
+                self._on_message(msg)
+        raise redis_errors.ConnectionError("redis pub/sub connection broken")
+
+    def _on_message(self, msg: dict[str, Any]) -> None:
+        kind = msg["type"]
+        if kind == b"message" or kind == "message":
+            name: bytes = msg["channel"]
+            top, epoch, ts_ms, data = msg["data"].split(b" ", 3)
+            channel = name[len(self._ch_prefix) :].decode()
+            if channel not in self._channels:
+                return
+            last = self._last.get(channel)
+            offset, epoch_s = int(top), epoch.decode()
+            if last is not None and last.epoch == epoch_s and offset <= last.offset:
+                return  # recovered from the history already
+            pub = Publication(channel, offset, epoch_s, orjson.loads(data), int(ts_ms))
+            self._last[channel] = pub.position
+            handler = self._handler
+            if handler is not None:
+                handler.deliver(channel, [pub])
+        elif kind in ("subscribe", b"subscribe"):
+            fut = self._pending.pop(msg["channel"], None)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+
+class RedisIdempotency:
+    """Idempotency keys shared by every node, each kept ``window`` seconds in Redis.
+
+    Args:
+        url: ``redis://host:port/db``.
+        prefix: put before every key (``{prefix}idem:{key}``).
+        window: seconds a claimed key is remembered.
+    """
+
+    def __init__(self, url: str, *, prefix: str, window: float) -> None:
+        self._redis: Redis = Redis.from_url(url)
+        self._prefix = f"{prefix}idem:"
+        self._window_ms = max(1, int(window * 1000))
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def seen(self, keys: Sequence[str]) -> set[str]:
+        if not keys:
+            return set()
+        try:
+            values = await self._redis.mget([self._prefix + k for k in keys])
+        except _UNAVAILABLE as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        return {k for k, v in zip(keys, values, strict=True) if v is not None}
+
+    async def claim(self, keys: Sequence[str]) -> set[str]:
+        """Claim ``keys`` (SET NX PX, one pipeline); a key repeated in ``keys`` counts once."""
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return set()
+        pipe = self._redis.pipeline(transaction=False)
+        for key in unique:
+            pipe.set(self._prefix + key, b"1", nx=True, px=self._window_ms)
+        try:
+            results = await pipe.execute()
+        except _UNAVAILABLE as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        return {k for k, ok in zip(unique, results, strict=True) if not ok}
+
+
+def _conforms(broker: RedisBroker, store: RedisIdempotency) -> tuple[Broker, IdempotencyStore]:
+    """Checked by mypy: the Redis backends satisfy the seams."""
+    return broker, store

@@ -1,0 +1,76 @@
+"""The one error tree of streamgate.
+
+StreamgateError
+├── ConfigError            bad configuration file or environment value
+├── RefusedError           a client-visible refusal; carries its wire ``code``
+│   ├── StreamRefusal      stream protocol: becomes an ``{"op":"error"}`` frame
+│   └── ProducerRefusal    producer API: becomes a 4xx ``{"error": {...}}`` body
+├── BrokerUnavailable      the broker cannot take or serve publications now (503)
+├── auth.tokens.InvalidToken     a bearer or ticket that does not verify
+│   └── auth.tokens.TokenExpired its ``exp`` (plus leeway) has passed
+├── auth.authorize.AuthorizeError  ``POST /api/v1/authorize`` refusal: ``error_code``
+│                                  2000..2004 and its HTTP status
+└── auth.apikeys.ApiKeyError       a refused ``api-key`` (401): MISSING_API_KEY,
+                                   INVALID_API_KEY or API_KEY_REVOKED
+
+The sans-I/O layers (``protocol/``, ``hub/``) raise these; ``server/`` maps each
+class to a frame, close code or HTTP status in one place.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerUnavailable",
+    "ConfigError",
+    "ProducerRefusal",
+    "RefusedError",
+    "StreamRefusal",
+    "StreamgateError",
+]
+
+
+class StreamgateError(Exception):
+    """Root of every error streamgate raises on purpose."""
+
+
+class ConfigError(StreamgateError):
+    """A configuration value is missing, malformed or out of range."""
+
+
+class RefusedError(StreamgateError):
+    """A request refused with a stable, documented ``code``."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+class StreamRefusal(RefusedError):
+    """A stream protocol op refused; the connection stays open."""
+
+
+class ProducerRefusal(RefusedError):
+    """A publish batch refused whole; nothing of it was delivered.
+
+    ``index`` is the position of the first bad event in ``events`` (None when the
+    batch itself is bad) and ``field`` the dotted path of the bad field.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        index: int | None = None,
+        field: str | None = None,
+        status: int = 400,
+    ) -> None:
+        super().__init__(code, detail)
+        self.index = index
+        self.field = field
+        self.status = status
+
+
+class BrokerUnavailable(StreamgateError):
+    """The broker is not connected; publish and history cannot be served."""

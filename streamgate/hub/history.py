@@ -1,0 +1,75 @@
+"""Per-channel history: a bounded ring of recent publications with an epoch.
+
+The memory broker keeps one :class:`StreamHistory` per channel. Its bounds are a
+count and an age; whatever falls out can no longer be replayed, and a resume from
+before it answers "not recovered" (PROTOCOL.md section 3).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import deque
+
+from streamgate.hub.publication import Publication, StreamPosition
+
+__all__ = ["StreamHistory", "new_epoch"]
+
+
+def new_epoch() -> str:
+    """Return a fresh epoch: random, so it never repeats across restarts."""
+    return secrets.token_hex(6)
+
+
+class StreamHistory:
+    """Offsets, epoch and the last ``size`` publications of one channel.
+
+    Args:
+        size: how many publications to keep at most.
+        ttl: how long, in seconds, a publication stays replayable.
+    """
+
+    __slots__ = ("_items", "_ttl", "epoch", "top")
+
+    def __init__(self, size: int, ttl: float, epoch: str | None = None) -> None:
+        self._items: deque[Publication] = deque(maxlen=size)
+        self._ttl = ttl
+        self.epoch = epoch or new_epoch()
+        self.top = 0  # offset of the last publication; 0 before the first
+
+    def next_offset(self) -> int:
+        self.top += 1
+        return self.top
+
+    def append(self, pub: Publication) -> None:
+        self._items.append(pub)
+
+    def expire(self, now_ms: int) -> None:
+        """Drop publications older than the age bound."""
+        cutoff = now_ms - int(self._ttl * 1000)
+        items = self._items
+        while items and items[0].ts_ms < cutoff:
+            items.popleft()
+
+    @property
+    def position(self) -> StreamPosition:
+        return StreamPosition(self.top, self.epoch)
+
+    def since(self, position: StreamPosition, now_ms: int) -> list[Publication] | None:
+        """Return every publication after ``position``, oldest first.
+
+        Returns None when that cannot be done without a gap: another epoch, an
+        offset from the future, or an offset whose successors have been dropped.
+        """
+        if position.epoch != self.epoch or position.offset > self.top:
+            return None
+        if position.offset == self.top:
+            return []
+        self.expire(now_ms)
+        items = self._items
+        if not items or items[0].offset > position.offset + 1:
+            return None
+        start = position.offset + 1 - items[0].offset
+        return [items[i] for i in range(start, len(items))]
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -1,0 +1,255 @@
+"""The hub: channels -> subscribers, fan-out, catch-up on subscribe.
+
+The hub knows channels, publications and bytes; it knows no wire protocol. Each
+subscriber brings an ``encoder`` (publication -> the bytes its transport writes);
+:meth:`Hub.deliver` calls each distinct encoder once per batch and hands the same
+bytes object to every subscriber that uses it (encode once, as Centrifugo's
+``broadcastPublication``). ``deliver`` never awaits and never blocks: a subscriber's
+``enqueue`` must only buffer (and cut itself off when its buffer is full).
+
+Subscribing is two-phase so that nothing falls between the catch-up (history or
+book snapshot) and live delivery:
+
+1. :meth:`Hub.subscribe` registers the subscriber as *pending* (live publications are
+   buffered for it), then fetches the catch-up from the broker or the book;
+2. :meth:`Hub.go_live` enqueues the catch-up, then the buffered publications newer
+   than it, and makes the subscriber live. Call it with no ``await`` between the
+   acknowledgement frame and it, so the ack precedes the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from streamgate.hub.books import Books
+from streamgate.hub.channels import is_book_channel, market_of
+from streamgate.hub.publication import Publication, StreamPosition
+
+__all__ = ["Catchup", "Encoder", "Hub", "HubStats", "Subscriber"]
+
+Encoder = Callable[[Publication], bytes]
+
+
+class Subscriber(Protocol):
+    """What the hub sees of a connection."""
+
+    encoder: Encoder
+
+    def enqueue(self, data: bytes) -> None:
+        """Buffer ``data`` for writing; never block, never raise."""
+
+
+class HistorySource(Protocol):
+    """The part of a broker the hub uses when a subscriber joins."""
+
+    async def history(
+        self, channel: str, since: StreamPosition
+    ) -> tuple[list[Publication], StreamPosition] | None: ...
+
+    async def position(self, channel: str) -> StreamPosition: ...
+
+    async def subscribe(self, channel: str) -> None: ...
+
+    async def unsubscribe(self, channel: str) -> None: ...
+
+
+@dataclass(slots=True)
+class Catchup:
+    """What a new subscriber gets before live publications.
+
+    ``recovered`` answers a resume request (None when none was made).
+    """
+
+    channel: str
+    subscriber: Subscriber
+    pubs: list[Publication]
+    position: StreamPosition | None  # what ``pubs`` reach; None: no catch-up
+    recovered: bool | None
+    start: StreamPosition | None = None  # the stream's position when it joined
+
+
+@dataclass(slots=True)
+class _Channel:
+    live: set[Subscriber] = field(default_factory=set)
+    pending: dict[Subscriber, list[Publication]] = field(default_factory=dict)
+    # Every live subscriber has been handed everything up to here.
+    last: StreamPosition | None = None
+
+    def empty(self) -> bool:
+        return not self.live and not self.pending
+
+
+@dataclass(slots=True)
+class HubStats:
+    published: int = 0  # publications delivered to the hub by the broker
+    delivered: int = 0  # publication copies handed to subscribers
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Hub:
+    """Channels and their subscribers on this node; the broker's event handler."""
+
+    def __init__(self, source: HistorySource, *, clock_ms: Callable[[], int] = _now_ms) -> None:
+        self._source = source
+        self._channels: dict[str, _Channel] = {}
+        self._clock_ms = clock_ms
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.books = Books()
+        self.stats = HubStats()
+
+    # -- broker -> hub ---------------------------------------------------------------
+
+    def deliver(self, channel: str, pubs: Sequence[Publication]) -> None:
+        """Fan ``pubs`` (one channel, offset order) out to that channel's subscribers.
+
+        Called by the broker for every publication, local or remote.
+        """
+        self.stats.published += len(pubs)
+        if is_book_channel(channel):
+            market = market_of(channel)
+            for pub in pubs:
+                self.books.apply(pub, market)
+        state = self._channels.get(channel)
+        if state is None:
+            return
+        for buffered in state.pending.values():
+            buffered.extend(pubs)
+        state.last = pubs[-1].position
+        live = state.live
+        if not live:
+            return
+        self.stats.delivered += len(live) * len(pubs)
+        encoded: dict[Encoder, bytes] = {}
+        for sub in live:
+            encoder = sub.encoder
+            data = encoded.get(encoder)
+            if data is None:
+                data = encoded[encoder] = _encode_all(encoder, pubs)
+            sub.enqueue(data)
+
+    # -- subscriptions ---------------------------------------------------------------
+
+    async def subscribe(
+        self, channel: str, sub: Subscriber, since: StreamPosition | None = None
+    ) -> Catchup:
+        """Register ``sub`` as pending on ``channel`` and fetch its catch-up.
+
+        With ``since``, the catch-up is every publication after it, when the broker can
+        replay them; otherwise (or without ``since``) an order-book channel's catch-up
+        is a snapshot of the current book, and any other channel's is empty.
+        """
+        state = self._channels.get(channel)
+        first = state is None
+        if state is None:
+            state = self._channels[channel] = _Channel()
+        state.live.discard(sub)
+        state.pending[sub] = []
+        try:
+            if first:
+                await self._source.subscribe(channel)
+            recovered: bool | None = None
+            pubs: list[Publication] = []
+            position: StreamPosition | None = None
+            if since is not None:
+                replay = await self._source.history(channel, since)
+                recovered = replay is not None
+                if replay is not None:
+                    pubs, position = replay
+            if not recovered and is_book_channel(channel):
+                book = self.books.get(channel)
+                if book is not None and book.offset:
+                    snap = book.snapshot_publication(self._clock_ms())
+                    pubs, position = [snap], snap.position
+            start = position if position is not None else await self._source.position(channel)
+        except BaseException:
+            self._drop(channel, sub)
+            raise
+        return Catchup(channel, sub, pubs, position, recovered, start)
+
+    def go_live(self, catchup: Catchup) -> bool:
+        """Enqueue the catch-up and what arrived meanwhile; then deliver live.
+
+        Returns False when the subscriber left while its catch-up was fetched.
+        """
+        state = self._channels.get(catchup.channel)
+        sub = catchup.subscriber
+        if state is None or sub not in state.pending:
+            return False
+        buffered = state.pending.pop(sub)
+        position = catchup.position
+        if position is not None:
+            buffered = [
+                p for p in buffered if p.epoch != position.epoch or p.offset > position.offset
+            ]
+        backlog = catchup.pubs + buffered
+        if backlog:
+            sub.enqueue(_encode_all(sub.encoder, backlog))
+        reached = buffered[-1].position if buffered else catchup.start
+        if state.last is None or (reached is not None and _after(reached, state.last)):
+            state.last = reached
+        state.live.add(sub)
+        return True
+
+    def delivered_position(self, channel: str) -> StreamPosition | None:
+        """Return the position up to which every live subscriber of ``channel`` has all.
+
+        A subscriber that leaves a channel and later comes back with this position as
+        ``since`` misses nothing that history still holds.
+        """
+        state = self._channels.get(channel)
+        return None if state is None else state.last
+
+    def unsubscribe(self, channel: str, sub: Subscriber) -> None:
+        """Remove ``sub`` from ``channel``; a no-op when it was not there."""
+        self._drop(channel, sub)
+
+    async def position(self, channel: str) -> StreamPosition:
+        """Return the channel's current position: every publication up to it was delivered."""
+        return await self._source.position(channel)
+
+    def channels_with_prefix(self, prefix: str) -> list[str]:
+        """Return the channels with subscribers on this node whose name starts with ``prefix``."""
+        return [c for c in self._channels if c.startswith(prefix)]
+
+    def subscriber_count(self, channel: str) -> int:
+        state = self._channels.get(channel)
+        return 0 if state is None else len(state.live) + len(state.pending)
+
+    @property
+    def channel_count(self) -> int:
+        return len(self._channels)
+
+    def _drop(self, channel: str, sub: Subscriber) -> None:
+        state = self._channels.get(channel)
+        if state is None:
+            return
+        state.live.discard(sub)
+        state.pending.pop(sub, None)
+        if state.empty():
+            del self._channels[channel]
+            task = asyncio.ensure_future(self._release(channel))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _release(self, channel: str) -> None:
+        # A subscribe that came back before this task ran already holds the interest.
+        if channel not in self._channels:
+            await self._source.unsubscribe(channel)
+
+
+def _after(a: StreamPosition, b: StreamPosition) -> bool:
+    """True when ``a`` is later than ``b`` (a new epoch is later than any old offset)."""
+    return a.epoch != b.epoch or a.offset > b.offset
+
+
+def _encode_all(encoder: Encoder, pubs: Sequence[Publication]) -> bytes:
+    if len(pubs) == 1:
+        return encoder(pubs[0])
+    return b"".join([encoder(p) for p in pubs])

@@ -1,0 +1,161 @@
+"""Field checkers shared by the producer API's market, private and push events.
+
+Each checker takes an object, a field name and the dotted ``path`` of the object in the
+event (``""`` at the top, ``"data"``, ``"data[0]"``...), returns the value it accepted,
+and raises :class:`FieldError` naming the field (``path.name``) otherwise.
+:func:`~streamgate.protocol.producer.parse_batch` turns a :class:`FieldError` into the
+batch's :class:`~streamgate.errors.ProducerRefusal`.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = [
+    "FieldError",
+    "boolean",
+    "channel_id",
+    "choice",
+    "data_object",
+    "integer",
+    "join",
+    "number",
+    "objects",
+    "only",
+    "required",
+    "side",
+    "stamps",
+    "string",
+]
+
+
+class FieldError(Exception):
+    """A refused field: its dotted path, the message, the refusal code."""
+
+    def __init__(self, field: str, message: str, code: str = "INVALID_EVENT") -> None:
+        self.field = field
+        self.message = message
+        self.code = code
+
+
+def join(path: str, name: str) -> str:
+    """The dotted path of ``name`` inside the object at ``path``."""
+    return f"{path}.{name}" if path else name
+
+
+def only(obj: dict[str, Any], allowed: set[str], path: str, what: str = "") -> None:
+    """Refuse the first field of ``obj`` not in ``allowed`` (``what`` names the object)."""
+    for name in obj:
+        if name not in allowed:
+            raise FieldError(join(path, name), f"unknown field {name!r}{what and ' in '}{what}")
+
+
+def required(obj: dict[str, Any], name: str, path: str) -> tuple[Any, str]:
+    """Return ``obj[name]`` and its path; absent or null is refused as required."""
+    value = obj.get(name)
+    where = join(path, name)
+    if value is None:
+        raise FieldError(where, f"{where} is required")
+    return value, where
+
+
+def integer(obj: dict[str, Any], name: str, path: str, *, minimum: int | None = None) -> int:
+    """A required integer (not a boolean), at least ``minimum`` if given."""
+    value, where = required(obj, name, path)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise FieldError(where, f"{where} must be an integer")
+    if minimum is not None and value < minimum:
+        raise FieldError(where, f"{where} must be >= {minimum}")
+    return value
+
+
+def number(obj: dict[str, Any], name: str, path: str) -> int | float:
+    """A required integer or float (not a boolean)."""
+    value, where = required(obj, name, path)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise FieldError(where, f"{where} must be a number")
+    return value
+
+
+def string(obj: dict[str, Any], name: str, path: str) -> str:
+    """A required non-empty string."""
+    value, where = required(obj, name, path)
+    if not isinstance(value, str) or not value:
+        raise FieldError(where, f"{where} must be a non-empty string")
+    return value
+
+
+def boolean(obj: dict[str, Any], name: str, path: str) -> bool:
+    """A required ``true`` or ``false``."""
+    value, where = required(obj, name, path)
+    if not isinstance(value, bool):
+        raise FieldError(where, f"{where} must be true or false")
+    return value
+
+
+def choice(
+    obj: dict[str, Any], name: str, path: str, allowed: tuple[str, ...], default: str | None = None
+) -> str:
+    """One of ``allowed``; an absent field takes ``default``."""
+    value = obj.get(name, default)
+    if value not in allowed:
+        where = join(path, name)
+        raise FieldError(where, f"{where} must be one of {', '.join(allowed)}")
+    return str(value)
+
+
+def side(obj: dict[str, Any], path: str) -> str:
+    """The ``side`` field: ``buy`` or ``sell``."""
+    value = obj.get("side")
+    if value not in ("buy", "sell"):
+        raise FieldError(f"{path}.side", f"{path}.side must be 'buy' or 'sell'")
+    return str(value)
+
+
+def stamps(data: dict[str, Any], now_ms: int, path: str = "data") -> tuple[int, int]:
+    """Return (timestamp s, timestamp_ms), deriving an absent one from the other or now."""
+    has_ms, has_sec = "timestamp_ms" in data, "timestamp" in data
+    sec = integer(data, "timestamp", path, minimum=0) if has_sec else None
+    if has_ms:
+        ms = integer(data, "timestamp_ms", path, minimum=0)
+    else:
+        ms = now_ms if sec is None else sec * 1000
+    return (ms // 1000 if sec is None else sec), ms
+
+
+def data_object(event: dict[str, Any]) -> dict[str, Any]:
+    """An event's ``data`` when it must be an object."""
+    data = event.get("data")
+    if not isinstance(data, dict):
+        raise FieldError("data", "data must be an object")
+    return data
+
+
+def objects(items: list[Any], where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(path, item)`` for each item of the array at ``where``; each must be an object."""
+    for i, item in enumerate(items):
+        at = f"{where}[{i}]"
+        if not isinstance(item, dict):
+            raise FieldError(at, f"{at} must be an object")
+        yield at, item
+
+
+# Control, invisible format (zero-width, bidi overrides, U+FEFF) and separator characters.
+_NOT_IN_ID = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
+def channel_id(value: Any, field: str, max_len: int) -> str:
+    """An id that becomes part of a channel name: any format, 1..``max_len`` characters,
+    none of them whitespace, control, invisible or ``:``."""
+    if not isinstance(value, str) or not 1 <= len(value) <= max_len:
+        raise FieldError(field, f"{field} must be a string of 1..{max_len} characters")
+    for at, ch in enumerate(value):
+        if ch == ":" or ch.isspace() or unicodedata.category(ch) in _NOT_IN_ID:
+            raise FieldError(
+                field,
+                f"{field} must not contain whitespace, control characters or ':' "
+                f"(U+{ord(ch):04X} at {at})",
+            )
+    return value

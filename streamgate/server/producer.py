@@ -1,0 +1,167 @@
+"""``POST /api/v1/publish``: the producer API (PROTOCOL.md section 4).
+
+Publishes go to the broker, never to the hub. A batch is checked whole (shape,
+idempotency keys, order-book continuity) before anything of it is published. With
+the memory backends nothing below suspends between the checks and the publish, so
+the check-then-publish step is atomic on this node.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable
+
+from streamgate.brokers.base import Broker, IdempotencyStore, Outgoing
+from streamgate.errors import BrokerUnavailable, ProducerRefusal
+from streamgate.hub.channels import is_push_channel, is_push_tenant_wide
+from streamgate.protocol.producer import ProducerEvent, check_book_sequences, parse_batch
+from streamgate.server.http import HttpRequest, HttpResponse, json_response
+from streamgate.server.markets import MarketDirectory
+from streamgate.webhooks.outbox import Outbox
+
+__all__ = ["OutboxUnavailable", "Producer"]
+
+log = logging.getLogger("streamgate.producer")
+
+
+class OutboxUnavailable(Exception):
+    """The webhook outbox could not take a batch's push events (503, nothing published)."""
+
+
+def _refusal(exc: ProducerRefusal) -> HttpResponse:
+    error: dict[str, object] = {"code": exc.code, "message": exc.detail}
+    error["index"] = exc.index
+    error["field"] = exc.field
+    return json_response(exc.status, {"error": error})
+
+
+class Producer:
+    """Validates publish batches and hands them to the broker."""
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        broker: Broker,
+        idempotency: IdempotencyStore,
+        book_seq: Callable[[str], int | None],
+        markets: MarketDirectory,
+        connected: Callable[[str], list[str]],
+        outbox: Outbox | None = None,
+    ) -> None:
+        self._key = key.encode()
+        self._broker = broker
+        self._idempotency = idempotency
+        self._book_seq = book_seq
+        self._markets = markets
+        self._connected = connected
+        self._outbox = outbox
+
+    def authorized(self, request: HttpRequest) -> bool:
+        header = request.header("authorization") or ""
+        scheme, _, token = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._key)
+
+    async def publish(self, request: HttpRequest) -> HttpResponse:
+        if not self.authorized(request):
+            return json_response(
+                401,
+                {
+                    "error": {
+                        "code": "UNAUTHORIZED",
+                        "message": "a valid producer key is required",
+                        "index": None,
+                        "field": None,
+                    }
+                },
+                headers=[("www-authenticate", "Bearer")],
+            )
+        try:
+            events = parse_batch(request.body, now_ms=time.time_ns() // 1_000_000)
+            fresh = await self._fresh(events)
+            check_book_sequences(fresh, self._book_seq)
+            await self._to_outbox(fresh)
+            taken = await self._idempotency.claim(_keys(fresh))
+            if taken:
+                fresh = [e for e in fresh if e.idempotency_key not in taken]
+            await self._broker.publish(self._outgoing(fresh))
+        except ProducerRefusal as exc:
+            return _refusal(exc)
+        except OutboxUnavailable as exc:
+            return json_response(
+                503,
+                {
+                    "error": {
+                        "code": "UNAVAILABLE",
+                        "message": str(exc),
+                        "index": None,
+                        "field": None,
+                    }
+                },
+                headers=[("retry-after", "1")],
+            )
+        except BrokerUnavailable as exc:
+            return json_response(
+                503,
+                {
+                    "error": {
+                        "code": "UNAVAILABLE",
+                        "message": str(exc) or "broker unavailable",
+                        "index": None,
+                        "field": None,
+                    }
+                },
+                headers=[("retry-after", "1")],
+            )
+        for event in fresh:
+            self._markets.note(event.channel, event.data)
+        return json_response(200, {"accepted": len(fresh), "duplicates": len(events) - len(fresh)})
+
+    async def _to_outbox(self, events: list[ProducerEvent]) -> None:
+        """Write push events to the webhook outbox first: a 200 means they are durable."""
+        if self._outbox is None:
+            return
+        push = [(e.channel, e.data) for e in events if is_push_channel(e.channel)]
+        if not push:
+            return
+        try:
+            await self._outbox.enqueue_push(push)
+        except Exception as exc:
+            log.exception("! webhook outbox write failed; the batch is refused")
+            raise OutboxUnavailable("the webhook outbox cannot be written; retry") from exc
+
+    def _outgoing(self, events: list[ProducerEvent]) -> list[Outgoing]:
+        """One publication per event; a tenant-wide notice becomes one per connected sub-user.
+
+        The notice goes into each sub-user's own stream (its own offset), so resuming
+        a push socket sees it like any other event of that sub-user.
+        """
+        out: list[Outgoing] = []
+        for event in events:
+            if is_push_tenant_wide(event.channel):
+                out.extend(Outgoing(c, event.data) for c in self._connected(event.channel))
+            else:
+                out.append(Outgoing(event.channel, event.data))
+        return out
+
+    async def _fresh(self, events: list[ProducerEvent]) -> list[ProducerEvent]:
+        """Drop events whose idempotency key was seen, before or earlier in the batch."""
+        keys = _keys(events)
+        if not keys:
+            return events
+        seen = await self._idempotency.seen(keys)
+        fresh = []
+        for event in events:
+            key = event.idempotency_key
+            if key is not None:
+                if key in seen:
+                    continue
+                seen.add(key)
+            fresh.append(event)
+        return fresh
+
+
+def _keys(events: list[ProducerEvent]) -> list[str]:
+    return [e.idempotency_key for e in events if e.idempotency_key is not None]

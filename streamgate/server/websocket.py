@@ -1,0 +1,361 @@
+"""WebSocket transport: the handshake and frames by ``websockets`` (sans-I/O), writes here.
+
+:class:`WsConnection` is the hub's :class:`~streamgate.hub.Subscriber` for one socket:
+``enqueue`` only appends to a bytes-bounded :class:`~streamgate.hub.WriteQueue`; a
+per-loop :class:`Flusher` writes each connection's queue as one buffer once per loop
+turn, so frames that arrive faster than the loop turns share one system call. A queue
+that passes its limit closes that connection with 4009 Slow consumer and nothing else.
+
+Inbound frames are parsed by ``websockets.server.ServerProtocol`` (it answers client
+pings and close frames itself); whole text or binary messages go to the connection's
+:class:`MessageHandler`, the protocol adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from websockets.datastructures import Headers
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
+
+from streamgate.hub.hub import Encoder
+from streamgate.hub.queue import WriteQueue
+from streamgate.server.http import HttpRequest
+
+__all__ = [
+    "Flusher",
+    "MessageHandler",
+    "WsConnection",
+    "WsRegistry",
+    "frame_text",
+    "handshake",
+]
+
+log = logging.getLogger("streamgate.ws")
+
+CLOSE_SLOW_CONSUMER = 4009
+CLOSE_SERVICE_RESTART = 1012
+CLOSE_POLICY = 1008
+CLOSE_PING_TIMEOUT = 1011
+TRANSPORT_HIGH_WATER = 65_536
+
+
+def frame_text(payload: bytes) -> bytes:
+    """Return ``payload`` as one unmasked server text frame (RFC 6455 section 5.2)."""
+    return Frame(Opcode.TEXT, payload).serialize(mask=False)
+
+
+_PING = Frame(Opcode.PING, b"").serialize(mask=False)
+
+
+def _no_encoder(pub: object) -> bytes:
+    raise RuntimeError("connection has no encoder")
+
+
+class MessageHandler(Protocol):
+    """A protocol adapter bound to one connection."""
+
+    def text(self, data: bytes) -> None: ...
+
+    def binary(self, data: bytes) -> None: ...
+
+    def closed(self) -> None:
+        """The connection is gone (or going): release its subscriptions."""
+
+
+class Flusher:
+    """Writes every connection that queued something, once per loop turn."""
+
+    __slots__ = ("_dirty", "_loop", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._dirty: list[WsConnection] = []
+        self._scheduled = False
+
+    def mark(self, conn: WsConnection) -> None:
+        self._dirty.append(conn)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.flush()
+
+
+class WsRegistry:
+    """Every open WebSocket connection of this node; sends pings and drops dead peers.
+
+    Each connection is pinged every ``interval`` seconds; one whose pong has not come
+    back ``timeout`` seconds after its ping is closed with 1011.
+    """
+
+    def __init__(self, *, interval: float, timeout: float, close_timeout: float = 5.0) -> None:
+        self.conns: set[WsConnection] = set()
+        self.interval = interval
+        self.timeout = timeout
+        self.close_timeout = close_timeout
+        self.opened = 0
+        self.slow_consumers = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._heartbeat())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _heartbeat(self) -> None:
+        tick = max(0.05, min(self.interval, self.timeout) / 4)
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for conn in list(self.conns):
+                conn.heartbeat(now, self.interval, self.timeout)
+
+
+class WsConnection(asyncio.Protocol):
+    """One upgraded socket: outbound queue, inbound frames, liveness, close."""
+
+    __slots__ = (
+        "_close_timer",
+        "_fragments",
+        "_fragments_text",
+        "_paused",
+        "closing",
+        "encoder",
+        "flusher",
+        "handler",
+        "kind",
+        "next_ping",
+        "pong_deadline",
+        "queue",
+        "registry",
+        "transport",
+        "ws",
+    )
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        *,
+        kind: str,
+        registry: WsRegistry,
+        flusher: Flusher,
+        queue_limit: int,
+        max_message: int,
+    ) -> None:
+        self.transport = transport
+        self.kind = kind
+        self.registry = registry
+        self.flusher = flusher
+        self.queue = WriteQueue(queue_limit)
+        self.ws = ServerProtocol(state=State.OPEN, max_size=max_message)
+        self.encoder: Encoder = _no_encoder
+        self.handler: MessageHandler | None = None
+        self.closing = False
+        self._paused = False
+        self._fragments: bytearray | None = None
+        self._fragments_text = True
+        self._close_timer: asyncio.TimerHandle | None = None
+        self.next_ping = time.monotonic() + registry.interval
+        self.pong_deadline = 0.0
+        transport.set_write_buffer_limits(high=TRANSPORT_HIGH_WATER)
+        registry.conns.add(self)
+        registry.opened += 1
+
+    # -- outbound ---------------------------------------------------------------------
+
+    def enqueue(self, data: bytes) -> None:
+        """Queue whole frames for writing; cut the connection when its queue is full."""
+        if self.closing:
+            return
+        queue = self.queue
+        was_empty = not queue
+        if not queue.put(data):
+            self.registry.slow_consumers += 1
+            self.close(CLOSE_SLOW_CONSUMER, "Slow consumer", discard=True)
+            return
+        if was_empty and not self._paused:
+            self.flusher.mark(self)
+
+    def send(self, payload: bytes) -> None:
+        """Queue one JSON text message (a reply), in order with the events."""
+        self.enqueue(frame_text(payload))
+
+    def flush(self) -> None:
+        if self._paused or self.closing:
+            return
+        data = self.queue.drain()
+        if data:
+            self.transport.write(data)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self.queue and not self.closing:
+            self.flusher.mark(self)
+
+    # -- inbound ----------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        ws = self.ws
+        ws.receive_data(data)
+        for event in ws.events_received():
+            if isinstance(event, Frame):
+                self._frame(event)
+        self._write_protocol_output()
+        # Only a finished close handshake ends the socket here; a close we started waits
+        # for the peer's answer under the close timer (close_expected() is a cue for a
+        # timer, not for closing now: websockets' sans-I/O contract).
+        if ws.state is State.CLOSED:
+            self._shutdown()
+
+    def eof_received(self) -> bool | None:
+        self.ws.receive_eof()
+        self._write_protocol_output()
+        self._shutdown()
+        return None
+
+    def _frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode is Opcode.PONG:
+            self.pong_deadline = 0.0
+            return
+        if opcode is Opcode.PING or opcode is Opcode.CLOSE or self.closing:
+            return  # answered by the protocol object
+        if opcode is Opcode.CONT:
+            if self._fragments is None:
+                return
+            self._fragments += frame.data
+            if not frame.fin:
+                return
+            data, self._fragments = bytes(self._fragments), None
+            text = self._fragments_text
+        else:
+            if not frame.fin:
+                self._fragments = bytearray(frame.data)
+                self._fragments_text = opcode is Opcode.TEXT
+                return
+            data, text = bytes(frame.data), opcode is Opcode.TEXT
+        handler = self.handler
+        if handler is not None:
+            if text:
+                handler.text(data)
+            else:
+                handler.binary(data)
+
+    # -- liveness and close -------------------------------------------------------------
+
+    def heartbeat(self, now: float, interval: float, timeout: float) -> None:
+        if self.closing:
+            return
+        if self.pong_deadline and now > self.pong_deadline:
+            # A dead peer will not answer the close handshake: do not wait for it.
+            self.close(CLOSE_PING_TIMEOUT, "Ping timeout", discard=True, timeout=0.0)
+        elif not self.pong_deadline and now >= self.next_ping:
+            self.transport.write(_PING)
+            self.pong_deadline = now + timeout
+            self.next_ping = now + interval
+
+    def close(
+        self, code: int, reason: str, *, discard: bool = False, timeout: float | None = None
+    ) -> None:
+        """Send a close frame (after what is queued, unless ``discard``) and end the socket.
+
+        The peer has ``timeout`` seconds to answer the close frame before the socket is
+        aborted; with 0, the socket is closed as soon as the frame is written.
+
+        The subscriptions are released on the next loop turn, never inside a fan-out.
+        """
+        if self.closing:
+            return
+        if discard:
+            self.queue.clear()
+        else:
+            self._paused = False
+            self.flush()
+        self.closing = True
+        if self.ws.state is State.OPEN:
+            self.ws.send_close(code, reason)
+        self._write_protocol_output()
+        loop = asyncio.get_running_loop()
+        loop.call_soon(self._release)
+        if timeout is None:
+            timeout = self.registry.close_timeout
+        if timeout <= 0:
+            self.transport.close()
+        else:
+            self._close_timer = loop.call_later(timeout, self.transport.abort)
+
+    def _write_protocol_output(self) -> None:
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                self.transport.write(chunk)
+            elif not self.transport.is_closing():
+                self.transport.close()
+
+    def _shutdown(self) -> None:
+        if not self.closing:
+            self.closing = True
+            asyncio.get_running_loop().call_soon(self._release)
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _release(self) -> None:
+        handler, self.handler = self.handler, None
+        if handler is not None:
+            handler.closed()
+        self.queue.clear()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.ws.parser.close()  # break the parser's reference cycle: refcounting frees it
+        self.registry.conns.discard(self)
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        self._release()
+
+
+def handshake(
+    request: HttpRequest,
+    *,
+    subprotocols: Sequence[str] | None = None,
+    select_subprotocol: Callable[[Sequence[str]], str | None] | None = None,
+) -> tuple[Response, bytes]:
+    """Validate an upgrade request (RFC 6455 section 4.2) and build the answer.
+
+    Returns the response and its bytes; a status other than 101 means refused.
+    """
+    selector = None
+    if select_subprotocol is not None:
+        chooser = select_subprotocol
+
+        def selector(_: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+            chosen = chooser(offered)
+            return None if chosen is None else Subprotocol(chosen)
+
+    protocol = ServerProtocol(
+        subprotocols=[Subprotocol(s) for s in subprotocols or ()] or None,
+        select_subprotocol=selector,
+    )
+    response = protocol.accept(Request(request.target, Headers(request.headers)))
+    protocol.send_response(response)
+    data = b"".join(protocol.data_to_send())
+    protocol.parser.close()  # its frame refers to the protocol: free it now, not at GC time
+    return response, data

@@ -1,0 +1,83 @@
+"""``POST /auth/ws-token``: a tenant mints a push ticket for one sub-user (PROTOCOL.md s. 1).
+
+Answers in the push API's envelope: ``{"requestId", "success": true, "data": {...}}`` or
+``{"requestId", "success": false, "error": {"code", "key", "message"}}``.
+"""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+
+from streamgate.auth.apikeys import ApiKeyError, ApiKeyStore
+from streamgate.auth.limits import WindowLimiter
+from streamgate.auth.tokens import TokenIssuer
+from streamgate.protocol.push import PUSH_PURPOSE, SCOPES
+from streamgate.server.envelope import failure, new_request_id, success
+from streamgate.server.http import HttpRequest, HttpResponse
+
+__all__ = ["WsTokenEndpoint", "valid_sub_user"]
+
+MAX_SUB_USER = 128
+
+
+def valid_sub_user(value: str | None) -> str | None:
+    """Return why an On-Behalf-Of value is refused, or None when it is fine."""
+    if not value:
+        return "On-Behalf-Of header is required"
+    if len(value) > MAX_SUB_USER:
+        return f"On-Behalf-Of must be at most {MAX_SUB_USER} characters"
+    for ch in value:
+        if ch == ":" or ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf"):
+            return f"On-Behalf-Of must not contain {ch!r}"
+    return None
+
+
+class WsTokenEndpoint:
+    """Checks the tenant's API key and signs a 1-hour ticket for (tenant, sub-user)."""
+
+    def __init__(
+        self,
+        keys: ApiKeyStore,
+        issuer: TokenIssuer,
+        *,
+        ttl: float,
+        rate_limit: int,
+        rate_window: float,
+    ) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._ttl = ttl
+        self._limiter = WindowLimiter(rate_limit, rate_window)
+
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        request_id = new_request_id()
+        try:
+            key = self._keys.authenticate(request.header("api-key"))
+        except ApiKeyError as exc:
+            return failure(request_id, exc.status, exc.key, exc.message)
+        wait = self._limiter.hit(key.key_id, time.monotonic())
+        if wait is not None:
+            message = f"too many tickets for this API key; retry in {wait} s"
+            return failure(request_id, 429, "RATE_LIMITED", message, {"retry-after": str(wait)})
+        sub_user = request.header("on-behalf-of")
+        problem = valid_sub_user(sub_user)
+        if problem is not None or sub_user is None:
+            return failure(request_id, 400, "VALIDATION_ERROR", problem or "")
+        token = self._issuer.issue(
+            sub_user,
+            purpose=PUSH_PURPOSE,
+            ttl=self._ttl,
+            extra={"tenant": key.tenant, "scopes": list(SCOPES)},
+        )
+        data = {"token": token, "expiresIn": _duration(self._ttl)}
+        return success(request_id, 200, data)
+
+
+def _duration(seconds: float) -> str:
+    """``3600`` -> ``"1h"``, ``90`` -> ``"90s"``: the document's ``expiresIn`` style."""
+    whole = int(seconds)
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if whole >= size and whole % size == 0:
+            return f"{whole // size}{unit}"
+    return f"{whole}s"

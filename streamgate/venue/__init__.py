@@ -1,0 +1,1 @@
+"""Demo venue: produces market traffic through the producer API, like any platform."""

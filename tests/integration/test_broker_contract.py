@@ -1,0 +1,501 @@
+"""One broker suite for every backend (Centrifuge's map_broker_shared_test.go).
+
+The same tests run on the MemoryBroker and on the RedisBroker (marker ``redis``, a real
+Redis on loopback, started with the machine's command when it is not answering). Each
+Redis test gets a prefix of its own and deletes its keys afterwards. Then Redis-only
+tests: two nodes on one prefix, a lost history giving a new epoch, and faults (the
+node's own pub/sub connection cut with CLIENT KILL ID; the shared Redis keeps running).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
+from streamgate.brokers.memory import MemoryBroker, MemoryIdempotency
+from streamgate.brokers.redis import RedisBroker, RedisIdempotency
+from streamgate.errors import BrokerUnavailable
+from streamgate.hub.publication import Publication, StreamPosition
+
+REDIS_URL = os.environ.get("STREAMGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_START = (
+    'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" '
+    "--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log"
+)
+T0 = 1_700_000_000_000
+SIZE = 5
+TTL = 60.0
+WAIT = 10.0  # seconds a bounded poll may take before the test fails
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@dataclass
+class Recorder:
+    """A BrokerHandler that keeps what it is given."""
+
+    pubs: list[Publication] = field(default_factory=list)
+
+    def deliver(self, channel: str, pubs: Sequence[Publication]) -> None:
+        assert all(p.channel == channel for p in pubs)
+        self.pubs.extend(pubs)
+
+    def of(self, channel: str) -> list[Publication]:
+        return [p for p in self.pubs if p.channel == channel]
+
+    async def wait_for(self, count: int) -> None:
+        deadline = time.monotonic() + WAIT
+        while len(self.pubs) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+
+async def _answering(url: str) -> bool:
+    client = Redis.from_url(url)
+    try:
+        return bool(await client.ping())
+    except (OSError, RedisError):  # redis' ConnectionError is not an OSError
+        return False
+    finally:
+        await client.aclose()
+
+
+async def ensure_redis() -> None:
+    """Start Redis if it is not answering; skip the test with the reason if it won't."""
+    if await _answering(REDIS_URL):
+        return
+    # The machine doc's fixed command, run as it is written there.
+    proc = await asyncio.create_subprocess_shell(
+        REDIS_START, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await asyncio.wait_for(proc.communicate(), 30)
+    deadline = time.monotonic() + 10
+    while not await _answering(REDIS_URL):
+        if time.monotonic() > deadline:
+            pytest.skip(
+                f"Redis not answering at {REDIS_URL!r}; {REDIS_START!r} exited "
+                f"{proc.returncode}: {output.decode(errors='replace').strip()[:300]}"
+            )
+        await asyncio.sleep(0.1)
+
+
+@dataclass
+class Backend:
+    """Makes brokers and stores of one kind; Redis ones share this test's prefix."""
+
+    kind: str
+    clock: Clock
+    prefix: str = ""
+    opened: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def broker(self, handler: BrokerHandler | None = None) -> Broker:
+        broker: Broker
+        if self.kind == "memory":
+            broker = MemoryBroker(history_size=SIZE, history_ttl=TTL, clock_ms=self.clock)
+        else:
+            broker = RedisBroker(
+                REDIS_URL,
+                prefix=self.prefix,
+                history_size=SIZE,
+                history_ttl=TTL,
+                clock_ms=self.clock,
+            )
+        await broker.start(handler or Recorder())
+        self.opened.append(broker.close)
+        return broker
+
+    def store(self) -> IdempotencyStore:
+        if self.kind == "memory":
+            return MemoryIdempotency(window=30.0, max_keys=1000)
+        store = RedisIdempotency(REDIS_URL, prefix=self.prefix, window=30.0)
+        self.opened.append(store.close)
+        return store
+
+
+async def _delete_prefix(prefix: str) -> None:
+    client = Redis.from_url(REDIS_URL)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    kind: str = request.param
+    if kind == "redis":
+        await ensure_redis()
+    b = Backend(kind, Clock(), prefix=f"sgtest:{secrets.token_hex(6)}:")
+    try:
+        yield b
+    finally:
+        for close in reversed(b.opened):
+            await close()
+        if kind == "redis":
+            await _delete_prefix(b.prefix)
+
+
+@pytest.fixture
+async def redis_backend() -> AsyncIterator[Backend]:
+    await ensure_redis()
+    b = Backend("redis", Clock(), prefix=f"sgtest:{secrets.token_hex(6)}:")
+    try:
+        yield b
+    finally:
+        for close in reversed(b.opened):
+            await close()
+        await _delete_prefix(b.prefix)
+
+
+def out(channel: str, *payloads: Any) -> list[Outgoing]:
+    return [Outgoing(channel, p) for p in payloads]
+
+
+# -- the shared contract -------------------------------------------------------------
+
+
+async def test_offsets_count_per_channel(backend: Backend) -> None:
+    broker = await backend.broker()
+    assert broker.ready
+    a = await broker.publish(out("trade/a", {"n": 1}, {"n": 2}))
+    b = await broker.publish(out("trade/b", {"n": 1}))
+    a += await broker.publish(out("trade/a", {"n": 3}))
+    assert [p.offset for p in a] == [1, 2, 3]
+    assert [p.offset for p in b] == [1]
+    assert len({p.epoch for p in a}) == 1
+    assert [p.data for p in a] == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert all(p.ts_ms == T0 and p.channel == "trade/a" for p in a)
+
+
+async def test_mixed_batch_keeps_order_per_channel(backend: Backend) -> None:
+    broker = await backend.broker()
+    pubs = await broker.publish(
+        [Outgoing("x", 1), Outgoing("y", 1), Outgoing("x", 2), Outgoing("y", 2)]
+    )
+    assert [(p.channel, p.offset, p.data) for p in pubs] == [
+        ("x", 1, 1),
+        ("y", 1, 1),
+        ("x", 2, 2),
+        ("y", 2, 2),
+    ]
+
+
+async def test_handler_gets_every_publication_in_order(backend: Backend) -> None:
+    rec = Recorder()
+    broker = await backend.broker(rec)
+    await broker.subscribe("ticker/a")
+    await broker.subscribe("ticker/b")
+    sent: list[Publication] = []
+    for i in range(20):
+        sent += await broker.publish([Outgoing("ticker/a", {"i": i}), Outgoing("ticker/b", i)])
+    await rec.wait_for(40)
+    assert rec.of("ticker/a") == [p for p in sent if p.channel == "ticker/a"]
+    assert rec.of("ticker/b") == [p for p in sent if p.channel == "ticker/b"]
+
+
+async def test_history_after_an_offset(backend: Backend) -> None:
+    broker = await backend.broker()
+    pubs = await broker.publish(out("c", "a", "b", "c", "d"))
+    epoch = pubs[0].epoch
+    got = await broker.history("c", StreamPosition(1, epoch))
+    assert got is not None
+    replay, pos = got
+    assert [(p.offset, p.data) for p in replay] == [(2, "b"), (3, "c"), (4, "d")]
+    assert replay == pubs[1:]
+    assert pos == StreamPosition(4, epoch)
+    assert await broker.history("c", StreamPosition(4, epoch)) == ([], pos)
+
+
+async def test_history_from_another_epoch_or_the_future(backend: Backend) -> None:
+    broker = await backend.broker()
+    pubs = await broker.publish(out("c", 1, 2, 3))
+    epoch = pubs[0].epoch
+    assert await broker.history("c", StreamPosition(1, "other")) is None
+    assert await broker.history("c", StreamPosition(0, "other")) is None
+    assert await broker.history("c", StreamPosition(4, epoch)) is None
+
+
+async def test_history_trimmed_by_size(backend: Backend) -> None:
+    broker = await backend.broker()
+    pubs = await broker.publish(out("c", *range(SIZE + 3)))  # offsets 1..8, 5 kept
+    epoch = pubs[0].epoch
+    top = SIZE + 3
+    assert await broker.history("c", StreamPosition(1, epoch)) is None
+    assert await broker.history("c", StreamPosition(top - SIZE - 1, epoch)) is None
+    got = await broker.history("c", StreamPosition(top - SIZE, epoch))
+    assert got is not None
+    assert [p.offset for p in got[0]] == list(range(top - SIZE + 1, top + 1))
+
+
+async def test_history_expired_by_age(backend: Backend) -> None:
+    broker = await backend.broker()
+    old = await broker.publish(out("c", "old"))
+    backend.clock.now += int(TTL * 1000) + 1
+    await broker.publish(out("c", "new"))
+    epoch = old[0].epoch
+    assert await broker.history("c", StreamPosition(0, epoch)) is None
+    got = await broker.history("c", StreamPosition(1, epoch))
+    assert got is not None
+    assert [p.data for p in got[0]] == ["new"]
+
+
+async def test_position(backend: Backend) -> None:
+    broker = await backend.broker()
+    before = await broker.position("p")
+    assert before.offset == 0
+    assert await broker.position("p") == before  # stable: a resume from it can work
+    pubs = await broker.publish(out("p", 1, 2))
+    assert await broker.position("p") == StreamPosition(2, pubs[0].epoch)
+    assert pubs[0].epoch == before.epoch
+    got = await broker.history("p", before)
+    assert got is not None
+    assert got[0] == pubs
+
+
+async def test_idempotency_seen_and_claim(backend: Backend) -> None:
+    store = backend.store()
+    assert await store.seen(["k1", "k2"]) == set()
+    assert await store.claim(["k1", "k2"]) == set()
+    assert await store.seen(["k1", "k2", "k3"]) == {"k1", "k2"}
+    assert await store.claim(["k2", "k3", "k3"]) == {"k2"}
+    assert await store.seen(["k3"]) == {"k3"}
+    assert await store.claim([]) == set()
+
+
+# -- Redis only: several nodes -------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_publish_on_one_node_is_delivered_by_another(redis_backend: Backend) -> None:
+    rec_b = Recorder()
+    node_a = await redis_backend.broker()
+    node_b = await redis_backend.broker(rec_b)
+    await node_b.subscribe("trade/m")
+    sent = await node_a.publish(out("trade/m", {"px": 1}, {"px": 2}))
+    await rec_b.wait_for(2)
+    assert rec_b.pubs == sent
+    assert await node_b.position("trade/m") == sent[-1].position
+    got = await node_b.history("trade/m", StreamPosition(0, sent[0].epoch))
+    assert got is not None
+    assert got[0] == sent
+    await node_b.unsubscribe("trade/m")
+    await node_a.publish(out("trade/m", {"px": 3}))
+    await node_b.subscribe("trade/other")  # a round trip on B's pub/sub connection
+    assert len(rec_b.pubs) == 2
+
+
+@pytest.mark.redis
+async def test_concurrent_publishes_from_two_nodes_interleave(redis_backend: Backend) -> None:
+    rec_a, rec_b = Recorder(), Recorder()
+    node_a = await redis_backend.broker(rec_a)
+    node_b = await redis_backend.broker(rec_b)
+    for node in (node_a, node_b):
+        await node.subscribe("fill/u")
+
+    async def producer(node: Broker, tag: str) -> list[Publication]:
+        pubs: list[Publication] = []
+        for i in range(50):
+            pubs += await node.publish(out("fill/u", f"{tag}{i}", f"{tag}{i}'"))
+        return pubs
+
+    from_a, from_b = await asyncio.gather(producer(node_a, "a"), producer(node_b, "b"))
+    offsets = sorted(p.offset for p in from_a + from_b)
+    assert offsets == list(range(1, 201))
+    assert {p.epoch for p in from_a + from_b} == {from_a[0].epoch}
+    await rec_a.wait_for(200)
+    await rec_b.wait_for(200)
+    assert [p.offset for p in rec_a.pubs] == list(range(1, 201))
+    assert rec_a.pubs == rec_b.pubs
+    by_offset = {p.offset: p.data for p in from_a + from_b}
+    assert [p.data for p in rec_a.pubs] == [by_offset[o] for o in range(1, 201)]
+
+
+@pytest.mark.redis
+async def test_lost_meta_gives_a_new_epoch(redis_backend: Backend) -> None:
+    broker = await redis_backend.broker()
+    old = await broker.publish(out("c", 1, 2, 3))
+    client = Redis.from_url(REDIS_URL)
+    try:
+        await client.delete(f"{redis_backend.prefix}meta:c")  # as a restart without disk would
+    finally:
+        await client.aclose()
+    new = await broker.publish(out("c", 4))
+    assert new[0].offset == 1
+    assert new[0].epoch != old[0].epoch
+    assert await broker.history("c", old[-1].position) is None
+    got = await broker.history("c", StreamPosition(0, new[0].epoch))
+    assert got is not None
+    assert got[0] == new
+
+
+# -- Redis only: faults (issue 7, item 4) --------------------------------------------
+
+
+@dataclass
+class Lost(Recorder):
+    """A Recorder with the broker's optional ``lost`` hook."""
+
+    gone: list[tuple[str, StreamPosition]] = field(default_factory=list)
+
+    def lost(self, channel: str, position: StreamPosition) -> None:
+        self.gone.append((channel, position))
+
+
+async def fault_node(
+    backend: Backend, handler: BrokerHandler, *, reconnect_min: float = 0.3
+) -> tuple[RedisBroker, str]:
+    """A RedisBroker with a client name of its own, so a test can cut just its pub/sub."""
+    name = f"sgtest-{secrets.token_hex(6)}"
+    broker = RedisBroker(
+        REDIS_URL,
+        prefix=backend.prefix,
+        history_size=SIZE,
+        history_ttl=TTL,
+        clock_ms=backend.clock,
+        name=name,
+        reconnect_min=reconnect_min,
+        reconnect_max=2.0,
+    )
+    await broker.start(handler)
+    backend.opened.append(broker.close)
+    return broker, name
+
+
+async def cut(name: str) -> None:
+    """Kill the pub/sub connection of the broker named ``name`` (CLIENT KILL ID)."""
+    client = Redis.from_url(REDIS_URL)
+    try:
+        ids = [c["id"] for c in await client.client_list() if c.get("name") == f"{name}-sub"]
+        assert ids, f"no pub/sub connection named {name}-sub"
+        for client_id in ids:
+            await client.client_kill_filter(_id=client_id)
+    finally:
+        await client.aclose()
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+async def assert_unavailable_at_once(broker: Broker) -> None:
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable):
+        await broker.publish(out("c", "x"))
+    with pytest.raises(BrokerUnavailable):
+        await broker.history("c", StreamPosition(0, "e"))
+    with pytest.raises(BrokerUnavailable):
+        await broker.position("c")
+    with pytest.raises(BrokerUnavailable):
+        await broker.subscribe("other")
+    assert time.monotonic() - started < 0.1
+
+
+@pytest.mark.redis
+async def test_cut_recovers_what_was_published_meanwhile(redis_backend: Backend) -> None:
+    rec = Lost()
+    node, name = await fault_node(redis_backend, rec)
+    other = await redis_backend.broker()
+    await node.subscribe("c")
+    await node.subscribe("quiet")  # nothing delivered before the cut: from its position
+    sent = await other.publish(out("c", 1, 2))
+    await rec.wait_for(2)
+    await cut(name)
+    await until(lambda: not node.ready)
+    await assert_unavailable_at_once(node)
+    during = await other.publish(out("c", 3, 4, 5))
+    during += await other.publish(out("quiet", "q"))
+    assert not node.ready  # still in backoff: these reached no one here
+    await until(lambda: node.ready)
+    after = await other.publish(out("c", 6))
+    await rec.wait_for(7)
+    await asyncio.sleep(0.05)  # late duplicates would show up now
+    assert rec.of("c") == sent + [p for p in during if p.channel == "c"] + after
+    assert [p.offset for p in rec.of("c")] == [1, 2, 3, 4, 5, 6]
+    assert rec.of("quiet") == [p for p in during if p.channel == "quiet"]
+    assert rec.gone == []
+    assert await node.position("c") == after[-1].position
+
+
+@pytest.mark.redis
+async def test_cut_with_lost_meta_reports_the_channel_lost(redis_backend: Backend) -> None:
+    rec = Lost()
+    node, name = await fault_node(redis_backend, rec)
+    other = await redis_backend.broker()
+    await node.subscribe("c")
+    old = await other.publish(out("c", 1, 2))
+    await rec.wait_for(2)
+    await cut(name)
+    await until(lambda: not node.ready)
+    client = Redis.from_url(REDIS_URL)
+    try:
+        await client.delete(f"{redis_backend.prefix}meta:c")  # as a restart without disk
+    finally:
+        await client.aclose()
+    fresh = await other.publish(out("c", "n1"))
+    assert fresh[0].epoch != old[0].epoch
+    await until(lambda: node.ready)
+    assert rec.gone == [("c", fresh[0].position)]
+    after = await other.publish(out("c", "n2"))
+    await rec.wait_for(3)
+    assert rec.of("c") == old + after  # continues from the position it was told
+
+
+@pytest.mark.redis
+async def test_cut_longer_than_the_history_is_lost(redis_backend: Backend) -> None:
+    rec = Lost()
+    node, name = await fault_node(redis_backend, rec)
+    other = await redis_backend.broker()
+    await node.subscribe("c")
+    await cut(name)
+    await until(lambda: not node.ready)
+    during = await other.publish(out("c", *range(SIZE + 2)))
+    await until(lambda: node.ready)
+    assert rec.gone == [("c", during[-1].position)]
+    assert rec.pubs == []
+
+
+@pytest.mark.redis
+async def test_handler_without_lost_hook_keeps_working(redis_backend: Backend) -> None:
+    rec = Recorder()
+    node, name = await fault_node(redis_backend, rec)
+    other = await redis_backend.broker()
+    await node.subscribe("c")
+    await cut(name)
+    await until(lambda: not node.ready)
+    await other.publish(out("c", *range(SIZE + 2)))
+    await until(lambda: node.ready)
+    after = await other.publish(out("c", "x"))
+    await rec.wait_for(1)
+    assert rec.pubs == after
+
+
+@pytest.mark.redis
+async def test_close_during_backoff_returns_promptly(redis_backend: Backend) -> None:
+    node, name = await fault_node(redis_backend, Recorder(), reconnect_min=30.0)
+    await node.subscribe("c")
+    await cut(name)
+    await until(lambda: not node.ready)
+    await assert_unavailable_at_once(node)
+    started = time.monotonic()
+    await node.close()
+    assert time.monotonic() - started < 1.0

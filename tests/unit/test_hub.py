@@ -1,0 +1,424 @@
+"""Hub + MemoryBroker: fan-out, encode once, catch-up, two-phase subscribe."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from streamgate.brokers.base import Outgoing
+from streamgate.brokers.memory import MemoryBroker
+from streamgate.hub.hub import Encoder, Hub
+from streamgate.hub.publication import Publication, StreamPosition
+
+T0 = 1_700_000_000_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+class CountingEncoder:
+    """``offset;`` per publication, counting calls."""
+
+    def __init__(self, tag: str = "") -> None:
+        self.tag = tag
+        self.calls = 0
+
+    def __call__(self, pub: Publication) -> bytes:
+        self.calls += 1
+        return f"{self.tag}{pub.offset};".encode()
+
+
+def offset_encoder(pub: Publication) -> bytes:
+    return f"{pub.offset};".encode()
+
+
+def typed_encoder(pub: Publication) -> bytes:
+    kind = pub.data.get("type", "?") if isinstance(pub.data, dict) else "?"
+    return f"{pub.offset}:{kind};".encode()
+
+
+class FakeSub:
+    def __init__(self, encoder: Encoder = offset_encoder) -> None:
+        self.encoder: Encoder = encoder
+        self.chunks: list[bytes] = []
+
+    def enqueue(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def items(self) -> list[str]:
+        return [x for x in b"".join(self.chunks).decode().split(";") if x]
+
+    def offsets(self) -> list[int]:
+        return [int(x.split(":")[0]) for x in self.items()]
+
+
+@dataclass
+class Env:
+    broker: MemoryBroker
+    hub: Hub
+    clock: Clock
+
+    def publish(self, channel: str, *payloads: Any) -> list[Publication]:
+        return self.broker.publish_now([Outgoing(channel, p) for p in payloads])
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[Env]:
+    clock = Clock()
+    broker = MemoryBroker(history_size=100, history_ttl=60.0, clock_ms=clock)
+    hub = Hub(broker, clock_ms=clock)
+    await broker.start(hub)
+    yield Env(broker, hub, clock)
+    await broker.close()
+
+
+async def join(
+    hub: Hub, channel: str, sub: FakeSub, since: StreamPosition | None = None
+) -> bool | None:
+    catchup = await hub.subscribe(channel, sub, since)
+    assert hub.go_live(catchup)
+    return catchup.recovered
+
+
+def book_data(kind: str, seq: int, asks: list[list[int]], bids: list[list[int]]) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "market_addr": "M",
+        "seq": seq,
+        "asks": asks,
+        "bids": bids,
+        "timestamp": T0 // 1000,
+        "timestamp_ms": T0,
+    }
+
+
+# -- fan-out ---------------------------------------------------------------------------
+
+
+async def test_encode_once_per_encoder(env: Env) -> None:
+    shared, other = CountingEncoder(), CountingEncoder("x")
+    a, b, c = FakeSub(shared), FakeSub(shared), FakeSub(other)
+    for sub in (a, b, c):
+        await join(env.hub, "trade/A", sub)
+    env.publish("trade/A", {"n": 1})
+    assert (shared.calls, other.calls) == (1, 1)
+    assert a.chunks[0] is b.chunks[0]  # the very same bytes object
+    assert c.chunks == [b"x1;"]
+    env.publish("trade/A", {"n": 2}, {"n": 3}, {"n": 4})  # one batch
+    assert (shared.calls, other.calls) == (4, 4)
+    assert a.chunks[1] is b.chunks[1]
+    assert a.chunks == b.chunks == [b"1;", b"2;3;4;"]
+    assert c.chunks == [b"x1;", b"x2;x3;x4;"]
+    assert (env.hub.stats.published, env.hub.stats.delivered) == (4, 12)
+
+
+async def test_only_the_channel_subscribers_receive(env: Env) -> None:
+    a, b = FakeSub(), FakeSub()
+    await join(env.hub, "trade/A", a)
+    await join(env.hub, "trade/B", b)
+    env.publish("trade/A", {"n": 1})
+    env.publish("trade/B", {"n": 1}, {"n": 2})
+    env.publish("trade/C", {"n": 1})
+    assert a.offsets() == [1]
+    assert b.offsets() == [1, 2]
+    assert env.hub.stats.published == 4
+    assert env.hub.stats.delivered == 3
+
+
+async def test_subscribe_without_resume_gets_only_live(env: Env) -> None:
+    env.publish("trade/A", {"n": 1}, {"n": 2})
+    sub = FakeSub()
+    catchup = await env.hub.subscribe("trade/A", sub)
+    assert (catchup.pubs, catchup.position, catchup.recovered) == ([], None, None)
+    assert env.hub.go_live(catchup)
+    assert sub.chunks == []
+    env.publish("trade/A", {"n": 3})
+    assert sub.offsets() == [3]
+
+
+# -- resume ----------------------------------------------------------------------------
+
+
+async def test_resume_recovered(env: Env) -> None:
+    pubs = env.publish("trade/A", *({"n": i} for i in range(5)))
+    epoch = pubs[0].epoch
+    sub = FakeSub()
+    catchup = await env.hub.subscribe("trade/A", sub, StreamPosition(2, epoch))
+    assert catchup.recovered is True
+    assert catchup.pubs == pubs[2:]
+    assert catchup.position == StreamPosition(5, epoch)
+    assert env.hub.go_live(catchup)
+    assert sub.chunks == [b"3;4;5;"]  # the replay is one write
+    env.publish("trade/A", {"n": 5})
+    assert sub.offsets() == [3, 4, 5, 6]
+
+
+async def test_resume_at_top_recovers_nothing_to_replay(env: Env) -> None:
+    pubs = env.publish("trade/A", {"n": 0}, {"n": 1})
+    sub = FakeSub()
+    assert await join(env.hub, "trade/A", sub, pubs[-1].position) is True
+    assert sub.chunks == []
+    env.publish("trade/A", {"n": 2})
+    assert sub.offsets() == [3]
+
+
+async def test_resume_other_epoch_not_recovered(env: Env) -> None:
+    env.publish("trade/A", {"n": 0}, {"n": 1})
+    sub = FakeSub()
+    assert await join(env.hub, "trade/A", sub, StreamPosition(1, "another-epoch")) is False
+    assert sub.chunks == []  # not a book: nothing to catch up with
+    env.publish("trade/A", {"n": 2})
+    assert sub.offsets() == [3]
+
+
+async def test_resume_from_the_future_not_recovered(env: Env) -> None:
+    pubs = env.publish("trade/A", {"n": 0}, {"n": 1})
+    sub = FakeSub()
+    assert await join(env.hub, "trade/A", sub, StreamPosition(3, pubs[0].epoch)) is False
+    assert sub.chunks == []
+    env.publish("trade/A", {"n": 2})
+    assert sub.offsets() == [3]
+
+
+async def test_resume_evicted_history_not_recovered() -> None:
+    clock = Clock()
+    broker = MemoryBroker(history_size=2, history_ttl=60.0, clock_ms=clock)
+    hub = Hub(broker, clock_ms=clock)
+    await broker.start(hub)
+    try:
+        pubs = broker.publish_now([Outgoing("trade/A", {"n": i}) for i in range(5)])
+        sub = FakeSub()
+        assert await join(hub, "trade/A", sub, StreamPosition(1, pubs[0].epoch)) is False
+        other = FakeSub()
+        assert await join(hub, "trade/A", other, StreamPosition(3, pubs[0].epoch)) is True
+        assert other.offsets() == [4, 5]
+        clock.now += 61_000
+        late = FakeSub()
+        assert await join(hub, "trade/A", late, StreamPosition(3, pubs[0].epoch)) is False
+    finally:
+        await broker.close()
+
+
+# -- order books -----------------------------------------------------------------------
+
+
+async def test_late_subscriber_gets_a_book_snapshot(env: Env) -> None:
+    env.clock.now = T0 + 5_000
+    env.publish(
+        "orderbook/M",
+        book_data("orderbook_snapshot", 10, [[103, 1], [101, 2]], [[99, 1]]),
+        book_data("orderbook_delta", 11, [[102, 5], [103, 0]], []),
+    )
+    env.publish("orderbook/M", book_data("orderbook_delta", 12, [], [[98, 4]]))
+    sub = FakeSub(typed_encoder)
+    catchup = await env.hub.subscribe("orderbook/M", sub)
+    assert catchup.recovered is None
+    [snap] = catchup.pubs
+    assert snap.data == {
+        "type": "orderbook_snapshot",
+        "market_addr": "M",
+        "seq": 12,
+        "asks": [[101, 2], [102, 5]],
+        "bids": [[98, 4], [99, 1]],
+        "timestamp": T0 // 1000,
+        "timestamp_ms": T0,
+    }
+    assert (snap.offset, snap.ts_ms) == (3, T0 + 5_000)
+    assert catchup.position == snap.position
+    assert env.hub.go_live(catchup)
+    env.publish("orderbook/M", book_data("orderbook_delta", 13, [[104, 1]], []))
+    assert sub.items() == ["3:orderbook_snapshot", "4:orderbook_delta"]
+
+
+async def test_book_channel_without_a_book_has_no_catchup(env: Env) -> None:
+    sub = FakeSub(typed_encoder)
+    catchup = await env.hub.subscribe("orderbook/M", sub)
+    assert catchup.pubs == [] and catchup.position is None
+    env.hub.go_live(catchup)
+    env.publish("orderbook/M", book_data("orderbook_snapshot", 1, [[5, 1]], []))
+    assert sub.items() == ["1:orderbook_snapshot"]
+
+
+async def test_book_resume_not_recovered_gets_a_snapshot(env: Env) -> None:
+    env.publish("orderbook/M", book_data("orderbook_snapshot", 1, [[5, 1]], []))
+    env.publish("orderbook/M", book_data("orderbook_delta", 2, [[6, 1]], []))
+    sub = FakeSub(typed_encoder)
+    assert await join(env.hub, "orderbook/M", sub, StreamPosition(1, "old-epoch")) is False
+    assert sub.items() == ["2:orderbook_snapshot"]
+
+
+async def test_book_resume_recovered_gets_deltas_not_a_snapshot(env: Env) -> None:
+    pubs = env.publish(
+        "orderbook/M",
+        book_data("orderbook_snapshot", 1, [[5, 1]], []),
+        book_data("orderbook_delta", 2, [[6, 1]], []),
+        book_data("orderbook_delta", 3, [[7, 1]], []),
+    )
+    sub = FakeSub(typed_encoder)
+    assert await join(env.hub, "orderbook/M", sub, pubs[0].position) is True
+    assert sub.items() == ["2:orderbook_delta", "3:orderbook_delta"]
+
+
+# -- two-phase subscribe ---------------------------------------------------------------
+
+
+async def test_publication_between_subscribe_and_go_live_delivered_once(env: Env) -> None:
+    env.publish("trade/A", {"n": 0})
+    sub, live = FakeSub(), FakeSub()
+    await join(env.hub, "trade/A", live)
+    catchup = await env.hub.subscribe("trade/A", sub)
+    env.publish("trade/A", {"n": 1}, {"n": 2})
+    assert sub.chunks == []  # pending: buffered, not delivered
+    assert live.offsets() == [2, 3]
+    assert env.hub.go_live(catchup)
+    env.publish("trade/A", {"n": 3})
+    assert sub.offsets() == [2, 3, 4]
+
+
+async def test_resume_with_publication_before_go_live_delivered_once(env: Env) -> None:
+    pubs = env.publish("trade/A", {"n": 0}, {"n": 1}, {"n": 2})
+    sub = FakeSub()
+    catchup = await env.hub.subscribe("trade/A", sub, pubs[0].position)
+    env.publish("trade/A", {"n": 3})
+    assert env.hub.go_live(catchup)
+    env.publish("trade/A", {"n": 4})
+    assert sub.offsets() == [2, 3, 4, 5]
+
+
+async def test_book_publication_before_go_live_follows_the_snapshot(env: Env) -> None:
+    env.publish("orderbook/M", book_data("orderbook_snapshot", 1, [[5, 1]], []))
+    sub = FakeSub(typed_encoder)
+    catchup = await env.hub.subscribe("orderbook/M", sub)
+    env.publish("orderbook/M", book_data("orderbook_delta", 2, [[6, 1]], []))
+    assert env.hub.go_live(catchup)
+    assert sub.items() == ["1:orderbook_snapshot", "2:orderbook_delta"]
+    assert catchup.pubs[0].data["asks"] == [[5, 1]]  # taken before the delta
+
+
+@dataclass
+class GatedSource:
+    """A broker whose history answer is held until the test lets it go."""
+
+    broker: MemoryBroker
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    unsubscribed: list[str] = field(default_factory=list)
+
+    async def history(
+        self, channel: str, since: StreamPosition
+    ) -> tuple[list[Publication], StreamPosition] | None:
+        self.entered.set()
+        await self.gate.wait()
+        return await self.broker.history(channel, since)
+
+    async def position(self, channel: str) -> StreamPosition:
+        return await self.broker.position(channel)
+
+    async def subscribe(self, channel: str) -> None:
+        await self.broker.subscribe(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self.unsubscribed.append(channel)
+        await self.broker.unsubscribe(channel)
+
+
+async def test_publication_during_history_fetch_not_duplicated() -> None:
+    broker = MemoryBroker(history_size=100, history_ttl=60.0)
+    source = GatedSource(broker)
+    hub = Hub(source)
+    await broker.start(hub)
+    try:
+        pubs = broker.publish_now([Outgoing("trade/A", {"n": i}) for i in range(3)])
+        sub = FakeSub()
+        task = asyncio.create_task(hub.subscribe("trade/A", sub, pubs[0].position))
+        await source.entered.wait()
+        # Both in the history the fetch will read and in the subscriber's buffer.
+        broker.publish_now([Outgoing("trade/A", {"n": 3})])
+        source.gate.set()
+        catchup = await task
+        assert [p.offset for p in catchup.pubs] == [2, 3, 4]
+        assert hub.go_live(catchup)
+        broker.publish_now([Outgoing("trade/A", {"n": 4})])
+        assert sub.offsets() == [2, 3, 4, 5]
+    finally:
+        await broker.close()
+
+
+# -- unsubscribe -----------------------------------------------------------------------
+
+
+async def test_unsubscribe_stops_delivery(env: Env) -> None:
+    a, b = FakeSub(), FakeSub()
+    await join(env.hub, "trade/A", a)
+    await join(env.hub, "trade/A", b)
+    assert env.hub.subscriber_count("trade/A") == 2
+    env.hub.unsubscribe("trade/A", a)
+    assert env.hub.subscriber_count("trade/A") == 1
+    env.publish("trade/A", {"n": 1})
+    assert a.chunks == []
+    assert b.offsets() == [1]
+    env.hub.unsubscribe("trade/A", b)
+    assert env.hub.subscriber_count("trade/A") == 0
+    assert env.hub.channel_count == 0
+    env.publish("trade/A", {"n": 2})
+    assert b.offsets() == [1]
+    env.hub.unsubscribe("trade/A", b)  # no-op
+    env.hub.unsubscribe("trade/Z", b)  # no-op
+
+
+async def test_unsubscribe_while_pending(env: Env) -> None:
+    sub = FakeSub()
+    catchup = await env.hub.subscribe("trade/A", sub)
+    assert env.hub.subscriber_count("trade/A") == 1
+    env.hub.unsubscribe("trade/A", sub)
+    env.publish("trade/A", {"n": 1})
+    assert env.hub.go_live(catchup) is False
+    env.publish("trade/A", {"n": 2})
+    assert sub.chunks == []
+
+
+async def test_last_unsubscribe_releases_the_broker_channel() -> None:
+    broker = MemoryBroker(history_size=10, history_ttl=60.0)
+    source = GatedSource(broker)
+    source.gate.set()
+    hub = Hub(source)
+    await broker.start(hub)
+    try:
+        a, b = FakeSub(), FakeSub()
+        await join(hub, "trade/A", a)
+        await join(hub, "trade/A", b)
+        hub.unsubscribe("trade/A", a)
+        await asyncio.sleep(0)
+        assert source.unsubscribed == []
+        hub.unsubscribe("trade/A", b)
+        await asyncio.sleep(0)
+        assert source.unsubscribed == ["trade/A"]
+        # Coming back before the release runs keeps the interest.
+        await join(hub, "trade/A", a)
+        hub.unsubscribe("trade/A", a)
+        await join(hub, "trade/A", b)
+        await asyncio.sleep(0)
+        assert source.unsubscribed == ["trade/A"]
+        broker.publish_now([Outgoing("trade/A", {"n": 1})])
+        assert b.offsets() == [1]
+    finally:
+        await broker.close()
+
+
+async def test_resubscribe_while_live_is_not_duplicated(env: Env) -> None:
+    sub = FakeSub()
+    await join(env.hub, "trade/A", sub)
+    env.publish("trade/A", {"n": 1})
+    await join(env.hub, "trade/A", sub)
+    env.publish("trade/A", {"n": 2})
+    assert sub.offsets() == [1, 2]
+    assert env.hub.subscriber_count("trade/A") == 1
