@@ -258,9 +258,15 @@ async def test_live_page_shows_market_push_and_figures(tmp_path: Path, browser_p
         )
         await page.wait_for_function(
             "() => Array.from(document.querySelectorAll('#push-log .summary-text'))"
-            ".some((node) => node.textContent === 'bob, your withdrawal limit changed')"
-            " && document.querySelectorAll('#trades tr.trade').length >= 8",
-            timeout=PUSH_NATURAL_MS,
+            ".some((node) => node.textContent === 'bob, your withdrawal limit changed')",
+            timeout=PUSH_TIMEOUT_MS,
+            polling=100,
+        )
+        # The tape fills at the simulated takers' pace (about one trade a second per market,
+        # slower on a loaded machine): a few rows, with time to spare, for the screenshot.
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#trades tr.trade').length >= 3",
+            timeout=BOOK_TIMEOUT_MS,
             polling=100,
         )
         await screenshot(page, "live-page.png")

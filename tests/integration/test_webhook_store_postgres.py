@@ -69,7 +69,8 @@ async def main(dsn, node):
     store = PostgresWebhookStore(dsn)
     await store.list_endpoints("acme")  # connected
     print("ready", flush=True)
-    sys.stdin.readline()  # both start together
+    sys.stdin.readline()  # go: one claim each, so that both take part whatever the scheduler
+    first = True
     idle = 0
     while idle < 3:
         got = await store.claim_due(2e9, limit=7, lease=600.0, node=node, per_endpoint=4)
@@ -78,11 +79,29 @@ async def main(dsn, node):
             print(d.id, flush=True)
             attempt = Attempt(d.id, d.message_id, d.endpoint_id, 2.0, 200, 1.0, None)
             await store.record(d, attempt, outcome="succeeded", next_attempt_at=None)
+        if first:
+            print("first", flush=True)
+            sys.stdin.readline()  # race: both drain the rest at once
+            first = False
         await asyncio.sleep(0 if got else 0.02)
     await store.close()
 
 asyncio.run(main(*sys.argv[1:]))
 """
+
+
+async def first_claim(node: subprocess.Popen[bytes]) -> bytes:
+    """Send ``go`` and read the ids of the node's first claim, up to its ``first`` line."""
+    assert node.stdin is not None and node.stdout is not None
+    node.stdin.write(b"go\n")
+    node.stdin.flush()
+    ids = b""
+    while True:
+        line = await asyncio.wait_for(asyncio.to_thread(node.stdout.readline), 30)
+        assert line, (node.stderr.read() if node.stderr else b"").decode()
+        if line == b"first\n":
+            return ids
+        ids += line
 
 
 async def test_two_gateway_processes_deliver_each_message_once(
@@ -95,9 +114,11 @@ async def test_two_gateway_processes_deliver_each_message_once(
             assert node.stdout is not None
             line = await asyncio.wait_for(asyncio.to_thread(node.stdout.readline), 30)
             assert line == b"ready\n", (node.stderr.read() if node.stderr else b"").decode()
+        firsts = await asyncio.gather(*(first_claim(node) for node in nodes))
         outputs = await asyncio.gather(
-            *(asyncio.to_thread(node.communicate, b"go\n", 30) for node in nodes)
+            *(asyncio.to_thread(node.communicate, b"race\n", 30) for node in nodes)
         )
+        outputs = [(head + out, err) for head, (out, err) in zip(firsts, outputs, strict=True)]
     finally:
         for node in nodes:
             if node.poll() is None:
