@@ -53,8 +53,11 @@ class Config:
     port: int = 8080
     data_dir: str = "data"
     producer_key: str = ""  # empty: generated once and kept in data_dir/producer.key
-    broker: str = "memory"
+    broker: str = "memory"  # "redis": several nodes act as one (docs/cluster.md)
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "streamgate:"  # before every Redis key and pub/sub channel
+    presence_ttl: float = 15.0  # a node that stops heartbeating counts no sockets after this
+    workers: int = 1  # processes serving one port (SO_REUSEPORT); >1 needs broker=redis
     log_level: str = "INFO"
     # WebSocket liveness and shutdown
     ping_interval: float = 20.0
@@ -138,6 +141,8 @@ class Config:
             "webhooks_per_endpoint",
             "webhooks_timeout",
             "webhooks_lease",
+            "presence_ttl",
+            "workers",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -146,6 +151,10 @@ class Config:
             raise ConfigError("hard_max_frame_bytes must be >= max_frame_bytes")
         if self.broker not in ("memory", "redis"):
             raise ConfigError(f"broker must be 'memory' or 'redis', got {self.broker!r}")
+        if self.workers > 1 and self.broker != "redis":
+            raise ConfigError(
+                "workers > 1 needs broker = 'redis': separate processes share nothing else"
+            )
 
     @property
     def data_path(self) -> Path:

@@ -6,6 +6,8 @@ StreamgateError
 │   ├── StreamRefusal      stream protocol: becomes an ``{"op":"error"}`` frame
 │   └── ProducerRefusal    producer API: becomes a 4xx ``{"error": {...}}`` body
 ├── BrokerUnavailable      the broker cannot take or serve publications now (503)
+├── BookRefused            an order-book event that does not follow its book (the
+│                          producer API turns it into a 409 ProducerRefusal)
 ├── auth.tokens.InvalidToken     a bearer or ticket that does not verify
 │   └── auth.tokens.TokenExpired its ``exp`` (plus leeway) has passed
 ├── auth.authorize.AuthorizeError  ``POST /api/v1/authorize`` refusal: ``error_code``
@@ -20,6 +22,7 @@ class to a frame, close code or HTTP status in one place.
 from __future__ import annotations
 
 __all__ = [
+    "BookRefused",
     "BrokerUnavailable",
     "ConfigError",
     "ProducerRefusal",
@@ -74,3 +77,17 @@ class ProducerRefusal(RefusedError):
 
 class BrokerUnavailable(StreamgateError):
     """The broker is not connected; publish and history cannot be served."""
+
+
+class BookRefused(StreamgateError):
+    """Item ``position`` of a publish is a delta that does not follow its order book.
+
+    ``code`` is ``NO_BOOK`` (no snapshot yet) or ``SEQ_GAP``; ``field`` the data field.
+    """
+
+    def __init__(self, position: int, code: str, detail: str, field: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.position = position
+        self.code = code
+        self.detail = detail
+        self.field = field

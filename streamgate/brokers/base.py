@@ -4,6 +4,10 @@ One data path (Centrifuge's ``Node.Publish``): the producer API only calls
 :meth:`Broker.publish`; the broker numbers each publication within its channel,
 appends it to the channel's history and calls :meth:`BrokerHandler.deliver` on every
 node that has subscribers, this one included. Local delivery is no special case.
+
+Order books are broker state too: ``publish`` checks and applies order-book events in
+the same atomic step that numbers them, and :meth:`Broker.book` returns a book exactly
+as of one offset, so a snapshot from any node is continuous with the deltas after it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,13 @@ class BrokerHandler(Protocol):
     def deliver(self, channel: str, pubs: Sequence[Publication]) -> None:
         """Take ``pubs`` of one channel, in offset order. Must not block."""
 
+    def lost(self, channel: str, position: StreamPosition) -> None:
+        """Publications of ``channel`` may be missing here; it continues after ``position``.
+
+        Called when a broker reconnected and could not prove the channel's continuity
+        (its history was lost or trimmed meanwhile). Must not block.
+        """
+
 
 class Broker(Protocol):
     """Numbers, keeps and distributes publications."""
@@ -44,7 +55,11 @@ class Broker(Protocol):
     async def publish(self, items: Sequence[Outgoing]) -> list[Publication]:
         """Number, keep and deliver ``items``; order holds within a channel.
 
+        Order-book items are checked first (:func:`streamgate.hub.books.check_chain`)
+        and applied to their books in the same atomic step.
+
         Raises:
+            BookRefused: a delta does not follow its book; nothing was published.
             BrokerUnavailable: nothing was published.
         """
 
@@ -58,6 +73,15 @@ class Broker(Protocol):
 
     async def position(self, channel: str) -> StreamPosition:
         """Return the channel's current position (offset 0 before any publication)."""
+
+    async def book(self, channel: str) -> Publication | None:
+        """Return the order book of ``channel`` as a snapshot publication, or None.
+
+        The publication has the offset and epoch of the last event the book includes.
+        """
+
+    async def book_seqs(self, channels: Sequence[str]) -> dict[str, int]:
+        """Return the current seq of those ``channels`` that have a book."""
 
     async def subscribe(self, channel: str) -> None:
         """Start receiving ``channel``'s publications on this node."""

@@ -14,6 +14,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
+from streamgate.hub.books import Books, check_chain
+from streamgate.hub.channels import is_book_channel, market_of
 from streamgate.hub.history import StreamHistory
 from streamgate.hub.publication import Publication, StreamPosition
 
@@ -43,6 +45,7 @@ class MemoryBroker:
         self._ttl = history_ttl
         self._clock_ms = clock_ms
         self._streams: dict[str, StreamHistory] = {}
+        self.books = Books()
         self._handler: BrokerHandler | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -71,7 +74,13 @@ class MemoryBroker:
         return self.publish_now(items)
 
     def publish_now(self, items: Sequence[Outgoing]) -> list[Publication]:
-        """Publish synchronously: number, keep, deliver, with no suspension point."""
+        """Publish synchronously: check books, number, keep, deliver; no suspension point.
+
+        Raises:
+            BookRefused: a delta does not follow its book; nothing was published.
+        """
+        books = self.books
+        check_chain(((item.channel, item.data) for item in items), books.seq)
         now = self._clock_ms()
         out: list[Publication] = []
         by_channel: dict[str, list[Publication]] = {}
@@ -79,6 +88,8 @@ class MemoryBroker:
             stream = self._stream(item.channel)
             pub = Publication(item.channel, stream.next_offset(), stream.epoch, item.data, now)
             stream.append(pub)
+            if is_book_channel(item.channel):
+                books.apply(pub, market_of(item.channel))
             out.append(pub)
             group = by_channel.get(item.channel)
             if group is None:
@@ -102,6 +113,13 @@ class MemoryBroker:
 
     async def position(self, channel: str) -> StreamPosition:
         return self._stream(channel).position
+
+    async def book(self, channel: str) -> Publication | None:
+        book = self.books.get(channel)
+        return None if book is None else book.snapshot_publication(self._clock_ms())
+
+    async def book_seqs(self, channels: Sequence[str]) -> dict[str, int]:
+        return {c: seq for c in channels if (seq := self.books.seq(c)) is not None}
 
     async def subscribe(self, channel: str) -> None:
         """Nothing to do: every publication of this process is delivered here."""

@@ -26,14 +26,19 @@ delivered (or the channel's position when it was subscribed). If the channel mov
 in the same epoch, the missing publications are read from the history and delivered
 in order (recovered); pub/sub copies of them arriving later are dropped as
 duplicates. If they cannot be replayed (another epoch because Redis lost the data, or
-trimmed), the broker calls the handler's optional hook::
+trimmed), the broker turns ready first, then calls ``handler.lost(channel, position)``
+for each such channel: publications of it may be missing for this node, and its
+stream continues after ``position``; the hub tells the channel's subscribers
+(``recovered: false`` on resume, a fresh order-book snapshot).
 
-    def lost(self, channel: str, position: StreamPosition) -> None: ...
-
-meaning: publications of ``channel`` may be missing for this node, and its stream
-continues after ``position``. It must not block. It is looked up with ``getattr``: a
-handler without it keeps working (and is not told). The hub can then tell the
-channel's subscribers (``recovered: false``, a fresh order-book snapshot).
+Order books (issue 7, item 2) live in ``{prefix}book:{channel}``, a hash of ``seq``,
+``ts`` and one field per level (``a<price>``/``b<price>`` -> size). The publish script
+checks every delta of a batch against it before writing anything (``BookRefused``)
+and applies the batch's book events as it numbers them; :meth:`RedisBroker.book`
+reads the book and the channel's offset in one script, so the snapshot is exactly the
+book at that offset. Keys are never evicted safely: run Redis with
+``maxmemory-policy noeviction`` (an evicted ``meta`` is a lost history, which is
+handled; an evicted book is refused deltas until the next snapshot).
 """
 
 from __future__ import annotations
@@ -53,7 +58,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
-from streamgate.errors import BrokerUnavailable
+from streamgate.errors import BookRefused, BrokerUnavailable
+from streamgate.hub.books import SNAPSHOT, OrderBook
+from streamgate.hub.channels import is_book_channel, market_of
 from streamgate.hub.history import new_epoch
 from streamgate.hub.publication import Publication, StreamPosition
 
@@ -61,14 +68,35 @@ __all__ = ["RedisBroker", "RedisIdempotency"]
 
 _UNAVAILABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
 
-# KEYS: meta, hist per item. ARGV: fresh epoch, ts_ms, maxlen, ttl_ms, then the
-# pub/sub channel and the JSON data per item. Returns {top, epoch} per item.
+# KEYS: meta, hist, book per item. ARGV: fresh epoch, ts_ms, maxlen, ttl_ms, then the
+# pub/sub channel, the JSON data and the book operation per item. Returns {top, epoch}
+# per item, or {'refused', item, code, book seq} with nothing written.
+#
+# A book operation is '' (not an order-book event) or
+# '<S|D> <seq> <ts_ms>( <a|b> <price> <size>)*': S replaces the book, D sets levels
+# (size 0 deletes). Numbers stay strings, so prices and sizes keep every digit.
 _PUBLISH = """
 local fresh, ts, maxlen, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local n = #KEYS / 3
+local seqs = {}
+for i = 1, n do
+  local op = ARGV[3 + 3 * i]
+  if op ~= '' then
+    local book = KEYS[3 * i]
+    local kind, seq = string.match(op, '^(%a) (%d+)')
+    local cur = seqs[book]
+    if cur == nil then cur = redis.call('HGET', book, 'seq') end
+    if kind == 'D' then
+      if not cur then return {'refused', i, 'NO_BOOK', ''} end
+      if tonumber(seq) ~= tonumber(cur) + 1 then return {'refused', i, 'SEQ_GAP', cur} end
+    end
+    seqs[book] = seq
+  end
+end
 local out = {}
-for i = 1, #KEYS / 2 do
-  local meta, hist = KEYS[2 * i - 1], KEYS[2 * i]
-  local chan, data = ARGV[3 + 2 * i], ARGV[4 + 2 * i]
+for i = 1, n do
+  local meta, hist, book = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local chan, data, op = ARGV[2 + 3 * i], ARGV[3 + 3 * i], ARGV[4 + 3 * i]
   local epoch = redis.call('HGET', meta, 'epoch')
   if not epoch then
     epoch = fresh
@@ -78,10 +106,29 @@ for i = 1, #KEYS / 2 do
   local top = redis.call('HINCRBY', meta, 'top', 1)
   redis.call('XADD', hist, 'MAXLEN', '~', maxlen, top .. '-1', 'd', data, 't', ts)
   if ttl > 0 then redis.call('PEXPIRE', hist, ttl) end
+  if op ~= '' then
+    local kind, seq, bts, levels = string.match(op, '^(%a) (%d+) (%d+)(.*)$')
+    if kind == 'S' then redis.call('DEL', book) end
+    redis.call('HSET', book, 'seq', seq, 'ts', bts)
+    for side, price, size in string.gmatch(levels, ' ([ab]) (%-?%d+) (%d+)') do
+      if size == '0' then
+        redis.call('HDEL', book, side .. price)
+      else
+        redis.call('HSET', book, side .. price, size)
+      end
+    end
+  end
   redis.call('PUBLISH', chan, top .. ' ' .. epoch .. ' ' .. ts .. ' ' .. data)
   out[i] = {top, epoch}
 end
 return out
+"""
+
+# KEYS: meta, book. Returns {top, epoch, HGETALL book}, or false without a book.
+_BOOK = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch or redis.call('HEXISTS', KEYS[2], 'seq') == 0 then return false end
+return {redis.call('HGET', KEYS[1], 'top'), epoch, redis.call('HGETALL', KEYS[2])}
 """
 
 # KEYS: meta, hist. ARGV: fresh epoch (used only when the channel has none yet),
@@ -109,6 +156,35 @@ def _now_ms() -> int:
 def _fields(raw: Any) -> dict[bytes, bytes]:
     """Turn a stream entry's flat ``[k, v, k, v]`` field list into a dict."""
     return {raw[i]: raw[i + 1] for i in range(0, len(raw), 2)}
+
+
+def _book_op(channel: str, data: Any, ts_ms: int) -> str:
+    """Encode an order-book event for the publish script ('' for any other event)."""
+    if not is_book_channel(channel):
+        return ""
+    kind = "S" if data["type"] == SNAPSHOT else "D"
+    parts = [kind, str(data["seq"]), str(data.get("timestamp_ms", ts_ms))]
+    for side, levels in (("a", data["asks"]), ("b", data["bids"])):
+        for price, size in levels:
+            parts += (side, str(price), str(size))
+    return " ".join(parts)
+
+
+def _book_publication(channel: str, top: bytes, epoch: bytes, raw: Any, now_ms: int) -> Publication:
+    """Build the snapshot publication of a book read by the book script."""
+    book = OrderBook(channel, market_of(channel))
+    fields = _fields(raw)
+    for name, value in fields.items():
+        side = name[:1]
+        if side == b"a":
+            book.asks[int(name[1:])] = int(value)
+        elif side == b"b":
+            book.bids[int(name[1:])] = int(value)
+    book.seq = int(fields[b"seq"])
+    book.ts_ms = int(fields[b"ts"])
+    book.offset = int(top)
+    book.epoch = epoch.decode()
+    return book.snapshot_publication(now_ms)
 
 
 class RedisBroker:
@@ -166,6 +242,7 @@ class RedisBroker:
         self._backoff = (reconnect_min, reconnect_max)
         self._publish_script = self._redis.register_script(_PUBLISH)
         self._history_script = self._redis.register_script(_HISTORY)
+        self._book_script = self._redis.register_script(_BOOK)
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._handler: BrokerHandler | None = None
@@ -179,6 +256,9 @@ class RedisBroker:
 
     def _keys(self, channel: str) -> tuple[str, str]:
         return f"{self._prefix}meta:{channel}", f"{self._prefix}hist:{channel}"
+
+    def _book_key(self, channel: str) -> str:
+        return f"{self._prefix}book:{channel}"
 
     def _chan(self, channel: str) -> bytes:
         return self._ch_prefix + channel.encode()
@@ -227,6 +307,7 @@ class RedisBroker:
         """Number, keep and publish ``items`` in one atomic script call.
 
         Raises:
+            BookRefused: a delta does not follow its book (checked in the script).
             BrokerUnavailable: Redis could not be reached, or the pub/sub connection is
                 down (then at once). If the connection dropped after the script ran,
                 the items may have been published all the same.
@@ -239,12 +320,17 @@ class RedisBroker:
         args: list[str | bytes | int] = [new_epoch(), now, self._size, self._ttl_ms]
         for item in items:
             keys.extend(self._keys(item.channel))
+            keys.append(self._book_key(item.channel))
             args.append(self._chan(item.channel))
             args.append(orjson.dumps(item.data))
+            args.append(_book_op(item.channel, item.data, now))
         try:
             rows = await self._publish_script(keys=keys, args=args)
         except _UNAVAILABLE as exc:
             raise BrokerUnavailable(f"redis: {exc}") from exc
+        if rows and rows[0] == b"refused":
+            _, position, code, seq = rows
+            raise _book_refused(items, int(position) - 1, code.decode(), seq.decode())
         return [
             Publication(item.channel, int(top), epoch.decode(), item.data, now)
             for item, (top, epoch) in zip(items, rows, strict=True)
@@ -319,6 +405,39 @@ class RedisBroker:
         top, epoch, _ = await self._state(channel, None)
         return StreamPosition(top, epoch)
 
+    async def book(self, channel: str) -> Publication | None:
+        """Read the book and the channel's position in one script: the book as of that offset.
+
+        Raises:
+            BrokerUnavailable: Redis could not be reached, or the broker is not ready.
+        """
+        self._check_ready()
+        meta, _ = self._keys(channel)
+        try:
+            got = await self._book_script(keys=[meta, self._book_key(channel)])
+        except _UNAVAILABLE as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        if not got:
+            return None
+        top, epoch, raw = got
+        return _book_publication(channel, top, epoch, raw, self._clock_ms())
+
+    async def book_seqs(self, channels: Sequence[str]) -> dict[str, int]:
+        """Return the seq of each of ``channels`` that has a book (one round trip).
+
+        Raises:
+            BrokerUnavailable: Redis could not be reached, or the broker is not ready.
+        """
+        self._check_ready()
+        pipe = self._redis.pipeline(transaction=False)
+        for channel in channels:
+            pipe.hget(self._book_key(channel), "seq")
+        try:
+            seqs = await pipe.execute()
+        except _UNAVAILABLE as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+        return {c: int(v) for c, v in zip(channels, seqs, strict=True) if v is not None}
+
     async def subscribe(self, channel: str) -> None:
         """Listen to ``channel``; return once Redis confirmed the subscription.
 
@@ -380,12 +499,18 @@ class RedisBroker:
             self._ready = False
             self._fail_pending()
             await self._drop_pubsub()
-            pubsub, buffered = await self._reconnect()
+            pubsub, buffered, lost = await self._reconnect()
             self._pubsub = pubsub
             self._broken = False
             self._ready = True
+            handler = self._handler
+            if handler is not None:
+                for channel, position in lost:
+                    handler.lost(channel, position)
 
-    async def _reconnect(self) -> tuple[PubSub, list[dict[str, Any]]]:
+    async def _reconnect(
+        self,
+    ) -> tuple[PubSub, list[dict[str, Any]], list[tuple[str, StreamPosition]]]:
         """Connect, re-subscribe and recover, retrying with backoff until it works."""
         delay, cap = self._backoff
         while True:
@@ -394,7 +519,7 @@ class RedisBroker:
             pubsub = self._sub_client.pubsub()
             try:
                 buffered = await self._resubscribe(pubsub)
-                await self._recover()
+                lost = await self._recover()
             except (TimeoutError, *_UNAVAILABLE, BrokerUnavailable):
                 with contextlib.suppress(*_UNAVAILABLE):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -403,7 +528,7 @@ class RedisBroker:
                 with contextlib.suppress(*_UNAVAILABLE):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 raise
-            return pubsub, buffered
+            return pubsub, buffered, lost
 
     async def _resubscribe(self, pubsub: PubSub) -> list[dict[str, Any]]:
         """Subscribe every channel again; return once Redis confirmed them all.
@@ -428,9 +553,13 @@ class RedisBroker:
                     buffered.append(msg)
         return buffered
 
-    async def _recover(self) -> None:
-        """Deliver what each channel published while this node was away, or say lost."""
+    async def _recover(self) -> list[tuple[str, StreamPosition]]:
+        """Deliver what each channel published while this node was away.
+
+        Returns the channels that cannot be recovered, with the position they continue from.
+        """
         handler = self._handler
+        lost: list[tuple[str, StreamPosition]] = []
         for channel in list(self._channels):
             since = self._last.get(channel)
             got = None if since is None else await self._history(channel, since)
@@ -442,9 +571,8 @@ class RedisBroker:
                 continue
             position = await self._position(channel)
             self._last[channel] = position
-            lost = getattr(handler, "lost", None)
-            if lost is not None:
-                lost(channel, position)
+            lost.append((channel, position))
+        return lost
 
     async def _read(self, pubsub: PubSub, buffered: list[dict[str, Any]]) -> None:
         """Decode pub/sub messages and deliver them in the order Redis sent them."""
@@ -478,6 +606,17 @@ class RedisBroker:
             fut = self._pending.pop(msg["channel"], None)
             if fut is not None and not fut.done():
                 fut.set_result(None)
+
+
+def _book_refused(items: Sequence[Outgoing], position: int, code: str, seq: str) -> BookRefused:
+    """The error for the script's refusal of item ``position`` (same words as check_chain)."""
+    channel, new = items[position].channel, items[position].data["seq"]
+    if code == "NO_BOOK":
+        detail = f"no snapshot of {channel} yet; publish an orderbook_snapshot first"
+        return BookRefused(position, code, detail, "data.type")
+    cur = int(seq)
+    detail = f"delta seq {new} does not follow the book's seq {cur}; expected {cur + 1}"
+    return BookRefused(position, code, detail, "data.seq")
 
 
 class RedisIdempotency:

@@ -113,5 +113,7 @@ class HttpClient:
         writer, self._writer, self._reader = self._writer, None, None
         if writer is not None:
             writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+            # Bounded: nothing is owed to the peer, and wait_closed can outlive a peer
+            # that stopped reading.
+            with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)

@@ -82,8 +82,8 @@ def push_tenant_prefix(tenant: str) -> str:
 
     No other tenant's channel starts with it (a tenant name has no ``:``). As a channel
     of its own it stands for "every connected sub-user of the tenant" (a tenant-wide
-    ``system.notice``): no socket subscribes to it, the publisher expands it (for example
-    with ``Hub.channels_with_prefix``) into one :func:`push_channel` per sub-user.
+    ``system.notice``): no socket subscribes to it, the publisher expands it (with the
+    cluster-wide ``Presence.members``) into one :func:`push_channel` per sub-user.
 
     Raises:
         ValueError: ``tenant`` is not a valid tenant name.

@@ -15,21 +15,29 @@ book snapshot) and live delivery:
 2. :meth:`Hub.go_live` enqueues the catch-up, then the buffered publications newer
    than it, and makes the subscriber live. Call it with no ``await`` between the
    acknowledgement frame and it, so the ack precedes the events.
+
+When the broker reports a channel whose continuity it could not prove
+(:meth:`Hub.lost`, after a Redis outage), nobody is left with a silent gap: order-book
+subscribers get a fresh snapshot (their book is whole again), every other subscriber
+is told through :meth:`Subscriber.interrupted` and resumes (``recovered: false``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from streamgate.hub.books import Books
-from streamgate.hub.channels import is_book_channel, market_of
+from streamgate.errors import BrokerUnavailable
+from streamgate.hub.channels import is_book_channel
 from streamgate.hub.publication import Publication, StreamPosition
 
 __all__ = ["Catchup", "Encoder", "Hub", "HubStats", "Subscriber"]
+
+log = logging.getLogger("streamgate.hub")
 
 Encoder = Callable[[Publication], bytes]
 
@@ -42,6 +50,9 @@ class Subscriber(Protocol):
     def enqueue(self, data: bytes) -> None:
         """Buffer ``data`` for writing; never block, never raise."""
 
+    def interrupted(self, channel: str) -> None:
+        """Publications of ``channel`` may be missing for this subscriber: tell its client."""
+
 
 class HistorySource(Protocol):
     """The part of a broker the hub uses when a subscriber joins."""
@@ -51,6 +62,8 @@ class HistorySource(Protocol):
     ) -> tuple[list[Publication], StreamPosition] | None: ...
 
     async def position(self, channel: str) -> StreamPosition: ...
+
+    async def book(self, channel: str) -> Publication | None: ...
 
     async def subscribe(self, channel: str) -> None: ...
 
@@ -101,7 +114,6 @@ class Hub:
         self._channels: dict[str, _Channel] = {}
         self._clock_ms = clock_ms
         self._tasks: set[asyncio.Task[None]] = set()
-        self.books = Books()
         self.stats = HubStats()
 
     # -- broker -> hub ---------------------------------------------------------------
@@ -112,10 +124,6 @@ class Hub:
         Called by the broker for every publication, local or remote.
         """
         self.stats.published += len(pubs)
-        if is_book_channel(channel):
-            market = market_of(channel)
-            for pub in pubs:
-                self.books.apply(pub, market)
         state = self._channels.get(channel)
         if state is None:
             return
@@ -163,9 +171,8 @@ class Hub:
                 if replay is not None:
                     pubs, position = replay
             if not recovered and is_book_channel(channel):
-                book = self.books.get(channel)
-                if book is not None and book.offset:
-                    snap = book.snapshot_publication(self._clock_ms())
+                snap = await self._source.book(channel)
+                if snap is not None:
                     pubs, position = [snap], snap.position
             start = position if position is not None else await self._source.position(channel)
         except BaseException:
@@ -196,6 +203,44 @@ class Hub:
             state.last = reached
         state.live.add(sub)
         return True
+
+    def lost(self, channel: str, position: StreamPosition) -> None:
+        """The broker could not prove ``channel``'s continuity up to ``position``.
+
+        Order-book subscribers are subscribed again for a fresh snapshot; any other
+        subscriber is interrupted. Subscribers still fetching their catch-up are left
+        alone: it is fetched after the loss.
+        """
+        state = self._channels.get(channel)
+        if state is None:
+            return
+        state.last = position
+        subs = list(state.live)
+        if not subs:
+            return
+        if not is_book_channel(channel):
+            for sub in subs:
+                sub.interrupted(channel)
+            return
+        state.live.clear()
+        for sub in subs:
+            state.pending[sub] = []
+        task = asyncio.ensure_future(self._resnapshot(channel, subs))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _resnapshot(self, channel: str, subs: list[Subscriber]) -> None:
+        try:
+            snap = await self._source.book(channel)
+        except BrokerUnavailable:
+            snap = None
+            log.warning("! no fresh snapshot of %s: the broker is unavailable", channel)
+        for sub in subs:
+            if snap is None:
+                self._drop(channel, sub)
+                sub.interrupted(channel)
+            else:
+                self.go_live(Catchup(channel, sub, [snap], snap.position, None, snap.position))
 
     def delivered_position(self, channel: str) -> StreamPosition | None:
         """Return the position up to which every live subscriber of ``channel`` has all.

@@ -45,9 +45,8 @@ from typing import Any
 
 import orjson
 
-from streamgate.errors import ProducerRefusal
-from streamgate.hub.books import DELTA
-from streamgate.hub.channels import is_book_channel
+from streamgate.errors import BookRefused, ProducerRefusal
+from streamgate.hub.books import check_chain
 from streamgate.protocol.fields import FieldError
 from streamgate.protocol.market_events import market_event
 from streamgate.protocol.private_events import (
@@ -86,6 +85,7 @@ __all__ = [
     "TRADE_ITEM_STATUSES",
     "TRADE_STATUSES",
     "ProducerEvent",
+    "book_refusal",
     "check_book_sequences",
     "parse_batch",
 ]
@@ -151,30 +151,15 @@ def check_book_sequences(
     Raises:
         ProducerRefusal: ``NO_BOOK`` or ``SEQ_GAP`` with status 409.
     """
-    seqs: dict[str, int | None] = {}
-    for ev in events:
-        if not is_book_channel(ev.channel):
-            continue
-        seq = seqs[ev.channel] if ev.channel in seqs else book_seq(ev.channel)
-        new = ev.data["seq"]
-        if ev.data["type"] == DELTA:
-            if seq is None:
-                raise ProducerRefusal(
-                    "NO_BOOK",
-                    f"no snapshot of {ev.channel} yet; publish an orderbook_snapshot first",
-                    index=ev.index,
-                    field="data.type",
-                    status=409,
-                )
-            if new != seq + 1:
-                raise ProducerRefusal(
-                    "SEQ_GAP",
-                    f"delta seq {new} does not follow the book's seq {seq}; expected {seq + 1}",
-                    index=ev.index,
-                    field="data.seq",
-                    status=409,
-                )
-        seqs[ev.channel] = new
+    try:
+        check_chain(((ev.channel, ev.data) for ev in events), book_seq)
+    except BookRefused as exc:
+        raise book_refusal(exc, events[exc.position].index) from None
+
+
+def book_refusal(exc: BookRefused, index: int) -> ProducerRefusal:
+    """The 409 answer to a delta that does not follow its book (event ``index``)."""
+    return ProducerRefusal(exc.code, exc.detail, index=index, field=exc.field, status=409)
 
 
 # -- one event --------------------------------------------------------------------------

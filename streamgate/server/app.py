@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from streamgate.auth.apikeys import ApiKeyStore
 from streamgate.auth.authorize import Authorizer
 from streamgate.auth.tokens import BearerVerifier, TokenIssuer, load_or_create_secret
-from streamgate.brokers.memory import MemoryBroker, MemoryIdempotency
+from streamgate.brokers.backends import node_id, open_backends
 from streamgate.config import Config
 from streamgate.errors import ConfigError
 from streamgate.hub.hub import Hub
@@ -90,10 +90,11 @@ class Gateway:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.broker = MemoryBroker(history_size=config.history_size, history_ttl=config.history_ttl)
-        self.idempotency = MemoryIdempotency(
-            window=config.idempotency_window, max_keys=config.idempotency_max_keys
-        )
+        self.node = node_id(config)
+        self.backends = open_backends(config, self.node)
+        self.broker = self.backends.broker
+        self.idempotency = self.backends.idempotency
+        self.presence = self.backends.presence
         self.hub = Hub(self.broker)
         self.sockets = WsRegistry(
             interval=config.ping_interval,
@@ -106,7 +107,7 @@ class Gateway:
         allow_private = bool(config.webhooks_allow_loopback)
         self.dispatcher = Dispatcher(
             self.webhook_store,
-            node=config.node_name or f"{socket.gethostname()}-{os.getpid()}",
+            node=self.node,
             allow_private=allow_private,
             schedule=(
                 parse_schedule(config.webhooks_retry_schedule)
@@ -122,9 +123,8 @@ class Gateway:
             key=self.producer_key,
             broker=self.broker,
             idempotency=self.idempotency,
-            book_seq=self.hub.books.seq,
             markets=self.markets,
-            connected=self.hub.channels_with_prefix,
+            connected=self.presence.members,
         )
         limits = StreamLimits(
             max_subscriptions=config.max_subscriptions,
@@ -157,6 +157,7 @@ class Gateway:
         )
         self.push = PushEndpoint(
             self.hub,
+            self.presence,
             BearerVerifier(secret, auth, purpose=PUSH_PURPOSE),
             max_per_sub_user=config.max_sockets_per_sub_user,
         )
@@ -177,11 +178,16 @@ class Gateway:
         loop = asyncio.get_running_loop()
         self._flusher = Flusher(loop)
         await self.broker.start(self.hub)
+        await self.presence.start()
         self.sockets.start()
         self.rates.start()
         self._dispatching = asyncio.create_task(self.dispatcher.run())
         self._server = await loop.create_server(
-            self._new_connection, self.config.host, self.config.port, backlog=4096
+            self._new_connection,
+            self.config.host,
+            self.config.port,
+            backlog=4096,
+            reuse_port=self.config.workers > 1 or None,
         )
         log.info("= serving on http://%s:%d", self.config.host, self.port)
 
@@ -235,6 +241,7 @@ class Gateway:
             self._dispatching.cancel()
             await asyncio.gather(self._dispatching, return_exceptions=True)
         await self.webhook_store.close()
+        await self.backends.close()
         await self.broker.close()
         self.api_keys.close()
         self._stopped.set()

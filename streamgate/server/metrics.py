@@ -64,9 +64,6 @@ class GatewayCollector(Collector):
             value=self.hub.channel_count,
         )
         yield GaugeMetricFamily(
-            "streamgate_order_books", "Order books kept", value=len(self.hub.books)
-        )
-        yield GaugeMetricFamily(
             "streamgate_ready", "1 when the node serves", value=int(self.ready())
         )
 

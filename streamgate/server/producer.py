@@ -1,9 +1,13 @@
 """``POST /api/v1/publish``: the producer API (PROTOCOL.md section 4).
 
 Publishes go to the broker, never to the hub. A batch is checked whole (shape,
-idempotency keys, order-book continuity) before anything of it is published. With
-the memory backends nothing below suspends between the checks and the publish, so
-the check-then-publish step is atomic on this node.
+idempotency keys, order-book continuity) before anything of it is published; the
+broker checks order-book continuity again, atomically with the publish (in Redis,
+inside the publish script), so two producers racing on one book through two nodes
+cannot both extend it. The first check only spares the webhook outbox a batch the
+broker would refuse; a batch that passes it and then loses such a race is refused
+with the same 409, its push events already in the outbox (documented in
+docs/protocol-notes.md: racing writers of one book are a producer bug).
 """
 
 from __future__ import annotations
@@ -11,12 +15,17 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from streamgate.brokers.base import Broker, IdempotencyStore, Outgoing
-from streamgate.errors import BrokerUnavailable, ProducerRefusal
-from streamgate.hub.channels import is_push_channel, is_push_tenant_wide
-from streamgate.protocol.producer import ProducerEvent, check_book_sequences, parse_batch
+from streamgate.errors import BookRefused, BrokerUnavailable, ProducerRefusal
+from streamgate.hub.channels import is_book_channel, is_push_channel, is_push_tenant_wide
+from streamgate.protocol.producer import (
+    ProducerEvent,
+    book_refusal,
+    check_book_sequences,
+    parse_batch,
+)
 from streamgate.server.http import HttpRequest, HttpResponse, json_response
 from streamgate.server.markets import MarketDirectory
 from streamgate.webhooks.outbox import Outbox
@@ -46,15 +55,13 @@ class Producer:
         key: str,
         broker: Broker,
         idempotency: IdempotencyStore,
-        book_seq: Callable[[str], int | None],
         markets: MarketDirectory,
-        connected: Callable[[str], list[str]],
+        connected: Callable[[str], Awaitable[list[str]]],
         outbox: Outbox | None = None,
     ) -> None:
         self._key = key.encode()
         self._broker = broker
         self._idempotency = idempotency
-        self._book_seq = book_seq
         self._markets = markets
         self._connected = connected
         self._outbox = outbox
@@ -81,12 +88,19 @@ class Producer:
         try:
             events = parse_batch(request.body, now_ms=time.time_ns() // 1_000_000)
             fresh = await self._fresh(events)
-            check_book_sequences(fresh, self._book_seq)
+            books = {e.channel for e in fresh if is_book_channel(e.channel)}
+            if books:
+                seqs = await self._broker.book_seqs(sorted(books))
+                check_book_sequences(fresh, seqs.get)
             await self._to_outbox(fresh)
             taken = await self._idempotency.claim(_keys(fresh))
             if taken:
                 fresh = [e for e in fresh if e.idempotency_key not in taken]
-            await self._broker.publish(self._outgoing(fresh))
+            outgoing, origins = await self._outgoing(fresh)
+            try:
+                await self._broker.publish(outgoing)
+            except BookRefused as exc:
+                raise book_refusal(exc, origins[exc.position]) from None
         except ProducerRefusal as exc:
             return _refusal(exc)
         except OutboxUnavailable as exc:
@@ -132,19 +146,24 @@ class Producer:
             log.exception("! webhook outbox write failed; the batch is refused")
             raise OutboxUnavailable("the webhook outbox cannot be written; retry") from exc
 
-    def _outgoing(self, events: list[ProducerEvent]) -> list[Outgoing]:
+    async def _outgoing(self, events: list[ProducerEvent]) -> tuple[list[Outgoing], list[int]]:
         """One publication per event; a tenant-wide notice becomes one per connected sub-user.
 
         The notice goes into each sub-user's own stream (its own offset), so resuming
-        a push socket sees it like any other event of that sub-user.
+        a push socket sees it like any other event of that sub-user. Also returns,
+        per publication, the index of its event in the batch.
         """
         out: list[Outgoing] = []
+        origins: list[int] = []
         for event in events:
             if is_push_tenant_wide(event.channel):
-                out.extend(Outgoing(c, event.data) for c in self._connected(event.channel))
+                channels = await self._connected(event.channel)
+                out.extend(Outgoing(c, event.data) for c in channels)
+                origins.extend(event.index for _ in channels)
             else:
                 out.append(Outgoing(event.channel, event.data))
-        return out
+                origins.append(event.index)
+        return out, origins
 
     async def _fresh(self, events: list[ProducerEvent]) -> list[ProducerEvent]:
         """Drop events whose idempotency key was seen, before or earlier in the batch."""

@@ -273,6 +273,14 @@ class WsConnection(asyncio.Protocol):
             self.pong_deadline = now + timeout
             self.next_ping = now + interval
 
+    def interrupted(self, channel: str) -> None:
+        """A stream of this socket lost continuity (a broker outage; see ``Hub.lost``).
+
+        The socket is closed with 1012 after what is queued: the client reconnects
+        and resumes, and the answer's ``recovered: false`` tells it what it missed.
+        """
+        self.close(CLOSE_SERVICE_RESTART, "Stream interrupted")
+
     def close(
         self, code: int, reason: str, *, discard: bool = False, timeout: float | None = None
     ) -> None:

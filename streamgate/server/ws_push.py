@@ -5,6 +5,10 @@ ticket closes with 4001 ``Missing token``, a bad one with 4001 ``Invalid token``
 one binds the socket to exactly one (tenant, sub-user) stream; the ``connected`` frame
 comes first, then any replay asked for with ``?offset=&epoch=``, then live pushes. Any
 data frame from the client closes with 4002 ``Read-only``.
+
+The per-sub-user socket limit is counted by :class:`Presence`, across every node when
+the broker is Redis: the socket is counted before its stream starts, and uncounted when
+it closes. When presence cannot be reached the socket closes with 1013 (try again).
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
 
 from streamgate.auth.tokens import BearerVerifier, InvalidToken
-from streamgate.hub.channels import push_channel
+from streamgate.brokers.presence import Presence
+from streamgate.errors import BrokerUnavailable
+from streamgate.hub.channels import push_channel, push_tenant, push_tenant_prefix
 from streamgate.hub.hub import Hub
 from streamgate.hub.publication import Publication, StreamPosition
 from streamgate.protocol import push as pp
@@ -24,6 +29,8 @@ from streamgate.server.http import HttpRequest
 from streamgate.server.websocket import WsConnection, frame_text
 
 __all__ = ["PushEndpoint", "PushHandler", "offered_subprotocols"]
+
+CLOSE_TRY_AGAIN = (1013, "Try again later")
 
 log = logging.getLogger("streamgate.push")
 
@@ -49,17 +56,31 @@ class PushEndpoint:
     def __init__(
         self,
         hub: Hub,
+        presence: Presence,
         verifier: BearerVerifier,
         *,
         max_per_sub_user: int,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self.hub = hub
+        self.presence = presence
         self.verifier = verifier
         self.max_per_sub_user = max_per_sub_user
         self.clock_ms = clock_ms
         self.encoder = _push_encoder
-        self.sockets: Counter[tuple[str, str]] = Counter()
+        self._releases: set[asyncio.Task[None]] = set()
+
+    def release_later(self, channel: str) -> None:
+        """Uncount one socket of ``channel`` (in a task: called from ``closed``)."""
+        task = asyncio.ensure_future(self._release(channel))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _release(self, channel: str) -> None:
+        try:
+            await self.presence.release(_group(channel), channel)
+        except BrokerUnavailable:
+            log.warning("! presence unavailable: %s stays counted until its node expires", channel)
 
     def identify(self, ticket: str) -> tuple[str, str]:
         """Return the (tenant, sub-user) a push ticket is bound to.
@@ -87,44 +108,63 @@ class PushEndpoint:
             log.info("! push ticket refused: %s", exc.reason)
             conn.close(*pp.CLOSE_INVALID_TOKEN)
             return
-        if self.sockets[who] >= self.max_per_sub_user:
-            conn.close(*pp.CLOSE_TOO_MANY)
-            return
         handler.bind(who, resume)
 
 
 class PushHandler:
     """One push socket: read-only, bound to one sub-user's channel."""
 
-    __slots__ = ("_task", "channel", "conn", "endpoint", "who")
+    __slots__ = ("_task", "channel", "conn", "counted", "endpoint", "who")
 
     def __init__(self, endpoint: PushEndpoint, conn: WsConnection) -> None:
         self.endpoint = endpoint
         self.conn = conn
         self.who: tuple[str, str] | None = None
         self.channel = ""
+        self.counted = False  # this socket holds one count of the sub-user's limit
         self._task: asyncio.Task[None] | None = None
 
     def bind(self, who: tuple[str, str], resume: StreamPosition | None) -> None:
         self.who = who
-        self.endpoint.sockets[who] += 1
         self.channel = push_channel(*who)
-        self._task = asyncio.ensure_future(self._start(resume))
+        self._task = asyncio.ensure_future(self._start(who[1], resume))
 
-    async def _start(self, resume: StreamPosition | None) -> None:
-        assert self.who is not None
-        hub, conn = self.endpoint.hub, self.conn
+    async def _start(self, sub_user: str, resume: StreamPosition | None) -> None:
+        """Count the socket, subscribe, send ``connected``, go live.
+
+        Never cancelled: when the socket closes meanwhile, this notices after each
+        await and undoes what it did, so no count and no subscription is left behind.
+        """
+        endpoint, conn, channel = self.endpoint, self.conn, self.channel
+        hub = endpoint.hub
         try:
-            catchup = await hub.subscribe(self.channel, conn, resume)
-            if conn.closing:
+            limit = endpoint.max_per_sub_user
+            if not await endpoint.presence.acquire(_group(channel), channel, limit):
+                conn.close(*pp.CLOSE_TOO_MANY)
                 return
-            conn.send(pp.encode_connected(self.who[1], self.endpoint.clock_ms(), catchup.recovered))
+            self.counted = True
+            if conn.closing:
+                self._uncount()
+                return
+            catchup = await hub.subscribe(channel, conn, resume)
+            if conn.closing:
+                hub.unsubscribe(channel, conn)
+                return
+            conn.send(pp.encode_connected(sub_user, endpoint.clock_ms(), catchup.recovered))
             hub.go_live(catchup)
+        except BrokerUnavailable as exc:
+            log.warning("! push socket refused for now: %s", exc)
+            conn.close(*CLOSE_TRY_AGAIN)
         except Exception:
             log.exception("! push subscribe failed; closing")
             conn.close(1011, "Internal error")
         finally:
             self._task = None
+
+    def _uncount(self) -> None:
+        if self.counted:
+            self.counted = False
+            self.endpoint.release_later(self.channel)
 
     # -- MessageHandler ---------------------------------------------------------------
 
@@ -135,13 +175,13 @@ class PushHandler:
         self.conn.close(*pp.CLOSE_READ_ONLY, discard=True)
 
     def closed(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
         who, self.who = self.who, None
         if who is None:
             return
         self.endpoint.hub.unsubscribe(self.channel, self.conn)
-        sockets = self.endpoint.sockets
-        sockets[who] -= 1
-        if sockets[who] <= 0:
-            del sockets[who]
+        self._uncount()
+
+
+def _group(channel: str) -> str:
+    """The presence group of a push channel: its tenant's prefix."""
+    return push_tenant_prefix(push_tenant(channel))

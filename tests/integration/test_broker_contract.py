@@ -51,10 +51,14 @@ class Recorder:
     """A BrokerHandler that keeps what it is given."""
 
     pubs: list[Publication] = field(default_factory=list)
+    gone: list[tuple[str, StreamPosition]] = field(default_factory=list)
 
     def deliver(self, channel: str, pubs: Sequence[Publication]) -> None:
         assert all(p.channel == channel for p in pubs)
         self.pubs.extend(pubs)
+
+    def lost(self, channel: str, position: StreamPosition) -> None:
+        self.gone.append((channel, position))
 
     def of(self, channel: str) -> list[Publication]:
         return [p for p in self.pubs if p.channel == channel]
@@ -348,16 +352,6 @@ async def test_lost_meta_gives_a_new_epoch(redis_backend: Backend) -> None:
 # -- Redis only: faults (issue 7, item 4) --------------------------------------------
 
 
-@dataclass
-class Lost(Recorder):
-    """A Recorder with the broker's optional ``lost`` hook."""
-
-    gone: list[tuple[str, StreamPosition]] = field(default_factory=list)
-
-    def lost(self, channel: str, position: StreamPosition) -> None:
-        self.gone.append((channel, position))
-
-
 async def fault_node(
     backend: Backend, handler: BrokerHandler, *, reconnect_min: float = 0.3
 ) -> tuple[RedisBroker, str]:
@@ -412,7 +406,7 @@ async def assert_unavailable_at_once(broker: Broker) -> None:
 
 @pytest.mark.redis
 async def test_cut_recovers_what_was_published_meanwhile(redis_backend: Backend) -> None:
-    rec = Lost()
+    rec = Recorder()
     node, name = await fault_node(redis_backend, rec)
     other = await redis_backend.broker()
     await node.subscribe("c")
@@ -438,7 +432,7 @@ async def test_cut_recovers_what_was_published_meanwhile(redis_backend: Backend)
 
 @pytest.mark.redis
 async def test_cut_with_lost_meta_reports_the_channel_lost(redis_backend: Backend) -> None:
-    rec = Lost()
+    rec = Recorder()
     node, name = await fault_node(redis_backend, rec)
     other = await redis_backend.broker()
     await node.subscribe("c")
@@ -462,7 +456,7 @@ async def test_cut_with_lost_meta_reports_the_channel_lost(redis_backend: Backen
 
 @pytest.mark.redis
 async def test_cut_longer_than_the_history_is_lost(redis_backend: Backend) -> None:
-    rec = Lost()
+    rec = Recorder()
     node, name = await fault_node(redis_backend, rec)
     other = await redis_backend.broker()
     await node.subscribe("c")
@@ -472,21 +466,6 @@ async def test_cut_longer_than_the_history_is_lost(redis_backend: Backend) -> No
     await until(lambda: node.ready)
     assert rec.gone == [("c", during[-1].position)]
     assert rec.pubs == []
-
-
-@pytest.mark.redis
-async def test_handler_without_lost_hook_keeps_working(redis_backend: Backend) -> None:
-    rec = Recorder()
-    node, name = await fault_node(redis_backend, rec)
-    other = await redis_backend.broker()
-    await node.subscribe("c")
-    await cut(name)
-    await until(lambda: not node.ready)
-    await other.publish(out("c", *range(SIZE + 2)))
-    await until(lambda: node.ready)
-    after = await other.publish(out("c", "x"))
-    await rec.wait_for(1)
-    assert rec.pubs == after
 
 
 @pytest.mark.redis

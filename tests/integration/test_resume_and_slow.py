@@ -49,7 +49,7 @@ async def test_resume_from_other_epoch_or_too_old_is_not_recovered(tmp_path: Pat
         ack = await subscribe(ws, ["trade/M"], resume={"trade/M": {"offset": 6, "epoch": "old"}})
         assert ack["recovered"] == {"trade/M": False}
         await subscribe(ws, ["trade/N"])
-        epoch = gw.broker._stream("trade/M").epoch
+        epoch = (await gw.broker.position("trade/M")).epoch
         ack = await subscribe(ws, ["trade/M"], resume={"trade/M": {"offset": 2, "epoch": epoch}})
         assert ack["recovered"] == {"trade/M": False}  # offsets 3 and 4 fell out
         ack = await subscribe(ws, ["trade/M"], resume={"trade/M": {"offset": 5, "epoch": epoch}})

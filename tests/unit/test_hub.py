@@ -50,9 +50,13 @@ class FakeSub:
     def __init__(self, encoder: Encoder = offset_encoder) -> None:
         self.encoder: Encoder = encoder
         self.chunks: list[bytes] = []
+        self.interruptions: list[str] = []
 
     def enqueue(self, data: bytes) -> None:
         self.chunks.append(data)
+
+    def interrupted(self, channel: str) -> None:
+        self.interruptions.append(channel)
 
     def items(self) -> list[str]:
         return [x for x in b"".join(self.chunks).decode().split(";") if x]
@@ -268,6 +272,54 @@ async def test_book_resume_recovered_gets_deltas_not_a_snapshot(env: Env) -> Non
     assert sub.items() == ["2:orderbook_delta", "3:orderbook_delta"]
 
 
+# -- a broker that lost a channel's continuity (issue 7) --------------------------------
+
+
+async def test_lost_book_channel_gives_live_subscribers_a_fresh_snapshot(env: Env) -> None:
+    env.publish("orderbook/M", book_data("orderbook_snapshot", 1, [[5, 1]], []))
+    sub = FakeSub(typed_encoder)
+    await join(env.hub, "orderbook/M", sub)
+    # The broker missed offsets 2..3 for this node (its pub/sub was down): the hub is told.
+    env.broker.publish_now(
+        [Outgoing("orderbook/M", book_data("orderbook_delta", s, [[5 + s, 1]], [])) for s in (2, 3)]
+    )
+    sub.chunks.clear()
+    position = await env.broker.position("orderbook/M")
+    env.hub.lost("orderbook/M", position)
+    await asyncio.sleep(0)  # the fresh snapshot is fetched in a task
+    await asyncio.sleep(0)
+    assert sub.items() == ["3:orderbook_snapshot"] and sub.interruptions == []
+    env.publish("orderbook/M", book_data("orderbook_delta", 4, [[9, 1]], []))
+    assert sub.items() == ["3:orderbook_snapshot", "4:orderbook_delta"]
+    assert env.hub.delivered_position("orderbook/M") == StreamPosition(4, position.epoch)
+
+
+async def test_lost_channel_interrupts_its_subscribers_only(env: Env) -> None:
+    a, b, other = FakeSub(), FakeSub(), FakeSub()
+    await join(env.hub, "trade/A", a)
+    await join(env.hub, "trade/A", b)
+    await join(env.hub, "trade/B", other)
+    env.hub.lost("trade/A", StreamPosition(7, "new-epoch"))
+    assert a.interruptions == ["trade/A"] and b.interruptions == ["trade/A"]
+    assert other.interruptions == []
+    assert env.hub.delivered_position("trade/A") == StreamPosition(7, "new-epoch")
+
+
+async def test_lost_book_channel_without_a_book_interrupts(env: Env) -> None:
+    sub = FakeSub(typed_encoder)
+    await join(env.hub, "orderbook/M", sub)
+    env.hub.lost("orderbook/M", StreamPosition(0, "e"))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert sub.interruptions == ["orderbook/M"]
+    assert env.hub.subscriber_count("orderbook/M") == 0
+
+
+async def test_lost_channel_without_subscribers_is_ignored(env: Env) -> None:
+    env.hub.lost("trade/Z", StreamPosition(1, "e"))
+    assert env.hub.delivered_position("trade/Z") is None
+
+
 # -- two-phase subscribe ---------------------------------------------------------------
 
 
@@ -322,6 +374,9 @@ class GatedSource:
 
     async def position(self, channel: str) -> StreamPosition:
         return await self.broker.position(channel)
+
+    async def book(self, channel: str) -> Publication | None:
+        return await self.broker.book(channel)
 
     async def subscribe(self, channel: str) -> None:
         await self.broker.subscribe(channel)

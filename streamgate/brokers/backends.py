@@ -1,0 +1,70 @@
+"""The three shared-state backends a node runs on, chosen by ``Config.broker``.
+
+``memory`` (the embedded default): one process, nothing to run beside it. ``redis``:
+every node on the same Redis and key prefix acts as one (docs/cluster.md).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+
+from streamgate.brokers.base import Broker, IdempotencyStore
+from streamgate.brokers.memory import MemoryBroker, MemoryIdempotency
+from streamgate.brokers.presence import MemoryPresence, Presence, RedisPresence
+from streamgate.brokers.redis import RedisBroker, RedisIdempotency
+from streamgate.config import Config
+
+__all__ = ["Backends", "node_id", "open_backends"]
+
+
+@dataclass(frozen=True, slots=True)
+class Backends:
+    broker: Broker
+    idempotency: IdempotencyStore
+    presence: Presence
+    redis: bool
+
+    async def close(self) -> None:
+        """Close what ``open_backends`` opened (the broker is closed by its owner)."""
+        await self.presence.close()
+        if isinstance(self.idempotency, RedisIdempotency):
+            await self.idempotency.close()
+
+
+def node_id(config: Config) -> str:
+    """This node's name: ``node_name`` or host-pid, made unique per process start."""
+    name = config.node_name or f"{socket.gethostname()}-{os.getpid()}"
+    return f"{name}-{secrets.token_hex(3)}"
+
+
+def open_backends(config: Config, node: str) -> Backends:
+    """Create (not yet connect) the backends ``config`` asks for."""
+    if config.broker == "redis":
+        prefix = config.redis_prefix
+        return Backends(
+            broker=RedisBroker(
+                config.redis_url,
+                prefix=prefix,
+                history_size=config.history_size,
+                history_ttl=config.history_ttl,
+                name=f"streamgate-{node}",
+            ),
+            idempotency=RedisIdempotency(
+                config.redis_url, prefix=prefix, window=config.idempotency_window
+            ),
+            presence=RedisPresence(
+                config.redis_url, prefix=prefix, node=node, ttl=config.presence_ttl
+            ),
+            redis=True,
+        )
+    return Backends(
+        broker=MemoryBroker(history_size=config.history_size, history_ttl=config.history_ttl),
+        idempotency=MemoryIdempotency(
+            window=config.idempotency_window, max_keys=config.idempotency_max_keys
+        ),
+        presence=MemoryPresence(),
+        redis=False,
+    )
