@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sqlite3
 import sys
@@ -17,6 +18,7 @@ from streamgate import __version__
 from streamgate.auth.apikeys import ApiKeyInfo, ApiKeyStore, check_tenant
 from streamgate.config import Config, load_config
 from streamgate.errors import ConfigError
+from streamgate.server.workers import WORKER_ENV, Supervisor
 
 __all__ = ["main"]
 
@@ -30,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default 8080; 0: any)")
     serve.add_argument("--config", help="TOML configuration file")
     serve.add_argument("--demo", action="store_true", help="also run the demo venue")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="processes sharing the port with SO_REUSEPORT (default 1; >1 needs broker=redis)",
+    )
     _apikey_parser(sub)
     return parser
 
@@ -58,10 +65,15 @@ def _apikey_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 async def _serve(config: Config, demo: bool) -> int:
+    from streamgate.errors import BrokerUnavailable
     from streamgate.server.app import Gateway
 
     gateway = Gateway(config)
-    await gateway.start()
+    try:
+        await gateway.start()
+    except BrokerUnavailable as exc:
+        print(f"streamgate: the broker cannot be reached: {exc}", file=sys.stderr)
+        return 1
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(gateway.drain()))
@@ -123,7 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = load_config(
-            args.config, host=getattr(args, "host", None), port=getattr(args, "port", None)
+            args.config,
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+            workers=getattr(args, "workers", None),
         )
     except ConfigError as exc:
         print(f"streamgate: {exc}", file=sys.stderr)
@@ -134,6 +149,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("websockets").setLevel(logging.WARNING)  # one line per socket otherwise
     if args.command == "serve":
+        if config.workers > 1 and WORKER_ENV not in os.environ:
+            supervisor = Supervisor(
+                config.workers,
+                host=config.host,
+                port=config.port,
+                config_path=args.config,
+                demo=args.demo,
+            )
+            return uvloop.run(supervisor.run())
         return uvloop.run(_serve(config, args.demo))
     if args.command == "apikey":
         try:

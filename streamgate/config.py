@@ -56,6 +56,7 @@ class Config:
     broker: str = "memory"  # "redis": several nodes act as one (docs/cluster.md)
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "streamgate:"  # before every Redis key and pub/sub channel
+    redis_keep: float = 7 * 86_400.0  # a channel's offsets/epoch/book outlive its last publish
     presence_ttl: float = 15.0  # a node that stops heartbeating counts no sockets after this
     workers: int = 1  # processes serving one port (SO_REUSEPORT); >1 needs broker=redis
     log_level: str = "INFO"
@@ -142,6 +143,7 @@ class Config:
             "webhooks_timeout",
             "webhooks_lease",
             "presence_ttl",
+            "redis_keep",
             "workers",
         )
         for name in positive:

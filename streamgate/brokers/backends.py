@@ -50,6 +50,7 @@ def open_backends(config: Config, node: str) -> Backends:
                 prefix=prefix,
                 history_size=config.history_size,
                 history_ttl=config.history_ttl,
+                keep=config.redis_keep,
                 name=f"streamgate-{node}",
             ),
             idempotency=RedisIdempotency(

@@ -2,9 +2,10 @@
 
 Per channel, Redis holds (every key under ``prefix``):
 
-- ``{prefix}meta:{channel}``: a hash, ``top`` (the last offset) and ``epoch``. A missing
-  hash means the history was lost (a restart without persistence, an eviction): the next
-  publish starts a fresh epoch at offset 1 (PROTOCOL.md section 3).
+- ``{prefix}meta:{channel}``: a hash, ``top`` (the last offset) and ``epoch``, expiring
+  ``keep`` after the last publish (so channels of users long gone do not pile up). A
+  missing hash means the history was lost (expired, a restart without persistence, an
+  eviction): the next publish starts a fresh epoch at offset 1 (PROTOCOL.md section 3).
 - ``{prefix}hist:{channel}``: a Stream of the recent publications, entry id
   ``<offset>-1``, fields ``d`` (the JSON data) and ``t`` (ts_ms); capped near
   ``history_size`` and expiring ``history_ttl`` after the last publish.
@@ -68,19 +69,19 @@ __all__ = ["RedisBroker", "RedisIdempotency"]
 
 _UNAVAILABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
 
-# KEYS: meta, hist, book per item. ARGV: fresh epoch, ts_ms, maxlen, ttl_ms, then the
-# pub/sub channel, the JSON data and the book operation per item. Returns {top, epoch}
+# KEYS: meta, hist, book per item. ARGV: fresh epoch, ts_ms, maxlen, ttl_ms, keep_ms,
+# then the pub/sub channel, the JSON data and the book operation per item. Returns {top, epoch}
 # per item, or {'refused', item, code, book seq} with nothing written.
 #
 # A book operation is '' (not an order-book event) or
 # '<S|D> <seq> <ts_ms>( <a|b> <price> <size>)*': S replaces the book, D sets levels
 # (size 0 deletes). Numbers stay strings, so prices and sizes keep every digit.
 _PUBLISH = """
-local fresh, ts, maxlen, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local fresh, ts, maxlen, ttl, keep = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local n = #KEYS / 3
 local seqs = {}
 for i = 1, n do
-  local op = ARGV[3 + 3 * i]
+  local op = ARGV[5 + 3 * i]
   if op ~= '' then
     local book = KEYS[3 * i]
     local kind, seq = string.match(op, '^(%a) (%d+)')
@@ -96,7 +97,7 @@ end
 local out = {}
 for i = 1, n do
   local meta, hist, book = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  local chan, data, op = ARGV[2 + 3 * i], ARGV[3 + 3 * i], ARGV[4 + 3 * i]
+  local chan, data, op = ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i]
   local epoch = redis.call('HGET', meta, 'epoch')
   if not epoch then
     epoch = fresh
@@ -104,6 +105,7 @@ for i = 1, n do
     redis.call('HSET', meta, 'epoch', epoch, 'top', 0)
   end
   local top = redis.call('HINCRBY', meta, 'top', 1)
+  redis.call('PEXPIRE', meta, keep)
   redis.call('XADD', hist, 'MAXLEN', '~', maxlen, top .. '-1', 'd', data, 't', ts)
   if ttl > 0 then redis.call('PEXPIRE', hist, ttl) end
   if op ~= '' then
@@ -117,6 +119,7 @@ for i = 1, n do
         redis.call('HSET', book, side .. price, size)
       end
     end
+    redis.call('PEXPIRE', book, keep)
   end
   redis.call('PUBLISH', chan, top .. ' ' .. epoch .. ' ' .. ts .. ' ' .. data)
   out[i] = {top, epoch}
@@ -132,7 +135,7 @@ return {redis.call('HGET', KEYS[1], 'top'), epoch, redis.call('HGETALL', KEYS[2]
 """
 
 # KEYS: meta, hist. ARGV: fresh epoch (used only when the channel has none yet),
-# since offset ('' for none), since epoch, max entries. Returns {top, epoch, entries}:
+# since offset ('' for none), since epoch, max entries, keep_ms. Returns {top, epoch, entries}:
 # entries only when the epoch matches and since < top.
 _HISTORY = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -140,6 +143,7 @@ if not epoch then
   epoch = ARGV[1]
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
 end
 local top = tonumber(redis.call('HGET', KEYS[1], 'top'))
 if ARGV[2] == '' or ARGV[3] ~= epoch then return {top, epoch, {}} end
@@ -195,6 +199,8 @@ class RedisBroker:
         prefix: put before every key and pub/sub channel, so users can share a Redis.
         history_size: publications kept replayable per channel.
         history_ttl: seconds a publication stays replayable.
+        keep: seconds a channel's offset, epoch and book outlive its last publish (at
+            least ``history_ttl``); after that the next publish starts a new epoch.
         clock_ms: wall clock in milliseconds; stamps publications, ages the history.
         name: the Redis client name (CLIENT SETNAME): ``name`` for commands,
             ``{name}-sub`` for the pub/sub connection.
@@ -210,6 +216,7 @@ class RedisBroker:
         prefix: str,
         history_size: int,
         history_ttl: float,
+        keep: float = 7 * 86_400.0,
         clock_ms: Callable[[], int] = _now_ms,
         name: str = "streamgate",
         reconnect_min: float = 0.1,
@@ -237,6 +244,7 @@ class RedisBroker:
         self._ch_prefix = f"{prefix}ch:".encode()
         self._size = history_size
         self._ttl_ms = int(history_ttl * 1000)
+        self._keep_ms = int(max(keep, history_ttl) * 1000)
         self._clock_ms = clock_ms
         self._timeout = timeout
         self._backoff = (reconnect_min, reconnect_max)
@@ -317,7 +325,7 @@ class RedisBroker:
         self._check_ready()
         now = self._clock_ms()
         keys: list[str] = []
-        args: list[str | bytes | int] = [new_epoch(), now, self._size, self._ttl_ms]
+        args: list[str | bytes | int] = [new_epoch(), now, self._size, self._ttl_ms, self._keep_ms]
         for item in items:
             keys.extend(self._keys(item.channel))
             keys.append(self._book_key(item.channel))
@@ -339,7 +347,7 @@ class RedisBroker:
     async def _state(
         self, channel: str, since: StreamPosition | None
     ) -> tuple[int, str, list[Any]]:
-        args: list[str | int] = [new_epoch(), "", "", self._size]
+        args: list[str | int] = [new_epoch(), "", "", self._size, self._keep_ms]
         if since is not None:
             args[1:3] = [since.offset, since.epoch]
         try:
