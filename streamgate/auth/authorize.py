@@ -108,10 +108,15 @@ class AuthorizeError(StreamgateError):
 
 @dataclass(frozen=True, slots=True)
 class Authorized:
-    """A successful authorize: the response body is ``{token, user_id}``."""
+    """A successful authorize: the response body is ``{token, user_id}``.
+
+    ``replay_key`` names the (public key, nonce) pair; several nodes claim it in a
+    shared store too (``streamgate.server.authorize``), so a pair works once cluster-wide.
+    """
 
     token: str
     user_id: str
+    replay_key: str = ""
 
 
 def authorize_message(timestamp_ms: int, nonce: str) -> bytes:
@@ -234,4 +239,4 @@ class Authorizer:
             )
         self._nonces.add(key, max(request.timestamp_ms / 1000, now) + self._window + 1.0)
         user_id = account_address(request.public_key)
-        return Authorized(token=self._issuer.issue(user_id), user_id=user_id)
+        return Authorized(token=self._issuer.issue(user_id), user_id=user_id, replay_key=key.hex())

@@ -25,13 +25,15 @@ class Backends:
     broker: Broker
     idempotency: IdempotencyStore
     presence: Presence
-    redis: bool
+    # Used authorize (public key, nonce) pairs, claimed by every node (None: one node).
+    nonces: IdempotencyStore | None
 
     async def close(self) -> None:
         """Close what ``open_backends`` opened (the broker is closed by its owner)."""
         await self.presence.close()
-        if isinstance(self.idempotency, RedisIdempotency):
-            await self.idempotency.close()
+        for store in (self.idempotency, self.nonces):
+            if isinstance(store, RedisIdempotency):
+                await store.close()
 
 
 def node_id(config: Config) -> str:
@@ -59,7 +61,12 @@ def open_backends(config: Config, node: str) -> Backends:
             presence=RedisPresence(
                 config.redis_url, prefix=prefix, node=node, ttl=config.presence_ttl
             ),
-            redis=True,
+            # As long as a node remembers a pair: the timestamp window either side, + 1 s.
+            nonces=RedisIdempotency(
+                config.redis_url,
+                prefix=f"{prefix}nonce:",
+                window=2 * config.authorize_window + 1.0,
+            ),
         )
     return Backends(
         broker=MemoryBroker(history_size=config.history_size, history_ttl=config.history_ttl),
@@ -67,5 +74,5 @@ def open_backends(config: Config, node: str) -> Backends:
             window=config.idempotency_window, max_keys=config.idempotency_max_keys
         ),
         presence=MemoryPresence(),
-        redis=False,
+        nonces=None,
     )

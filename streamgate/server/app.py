@@ -265,7 +265,9 @@ class Gateway:
         r.add("GET", "/api/v1/markets", self._markets)
         r.add("GET", "/api/v1/stats", self._stats)
         r.add("POST", "/api/v1/publish", self.producer.publish)
-        r.add("POST", "/api/v1/authorize", authorize_endpoint(self.authorizer))
+        r.add(
+            "POST", "/api/v1/authorize", authorize_endpoint(self.authorizer, self.backends.nonces)
+        )
         static = StaticFiles()
         r.add("GET", "/", static.handler("index.html"))
         for name in static.names():

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
 from streamgate.brokers.memory import MemoryBroker, MemoryIdempotency
 from streamgate.brokers.redis import RedisBroker, RedisIdempotency
-from streamgate.errors import BrokerUnavailable
+from streamgate.errors import BookRefused, BrokerUnavailable
 from streamgate.hub.publication import Publication, StreamPosition
 
 REDIS_URL = os.environ.get("STREAMGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -281,6 +281,96 @@ async def test_idempotency_seen_and_claim(backend: Backend) -> None:
     assert await store.claim(["k2", "k3", "k3"]) == {"k2"}
     assert await store.seen(["k3"]) == {"k3"}
     assert await store.claim([]) == set()
+
+
+# -- order books: broker state, checked and applied with the publish (issue 7, item 2) --
+
+BOOK = "orderbook/M"
+BIG = 2**64 - 1  # the largest integer JSON carries here: no digit lost to a float
+
+
+def book(kind: str, seq: int, asks: list[list[int]], bids: list[list[int]]) -> Outgoing:
+    data = {"type": f"orderbook_{kind}", "seq": seq, "asks": asks, "bids": bids}
+    return Outgoing(BOOK, data | {"timestamp_ms": T0 - seq})
+
+
+async def test_book_is_the_state_at_its_offset(backend: Backend) -> None:
+    broker = await backend.broker()
+    assert await broker.book(BOOK) is None
+    assert await broker.book_seqs([BOOK, "orderbook/N"]) == {}
+    await broker.publish([book("snapshot", 10, [[103, 1], [101, 2]], [[99, 1], [BIG, BIG]])])
+    pubs = await broker.publish(
+        [book("delta", 11, [[102, 5], [103, 0]], [[BIG, 0]]), book("delta", 12, [], [[98, 4]])]
+    )
+    backend.clock.now = T0 + 500
+    snap = await broker.book(BOOK)
+    assert snap is not None
+    assert snap.position == pubs[-1].position and snap.ts_ms == T0 + 500
+    assert snap.data == {
+        "type": "orderbook_snapshot",
+        "market_addr": "M",
+        "seq": 12,
+        "asks": [[101, 2], [102, 5]],
+        "bids": [[98, 4], [99, 1]],
+        "timestamp": (T0 - 12) // 1000,
+        "timestamp_ms": T0 - 12,
+    }
+    assert await broker.book_seqs([BOOK, "orderbook/N"]) == {BOOK: 12}
+    await broker.publish([book("snapshot", 3, [[BIG, 1]], [])])  # a snapshot replaces
+    snap = await broker.book(BOOK)
+    assert snap is not None
+    assert (snap.data["seq"], snap.data["asks"], snap.data["bids"]) == (3, [[BIG, 1]], [])
+
+
+async def test_book_refusal_publishes_nothing(backend: Backend) -> None:
+    broker = await backend.broker()
+    with pytest.raises(BookRefused) as no_book:
+        await broker.publish([*out("trade/M", {"n": 1}), book("delta", 1, [[1, 1]], [])])
+    assert (no_book.value.position, no_book.value.code, no_book.value.field) == (
+        1,
+        "NO_BOOK",
+        "data.type",
+    )
+    assert (await broker.position("trade/M")).offset == 0  # nothing of the batch
+    await broker.publish([book("snapshot", 5, [[1, 1]], [])])
+    # A batch chains: the snapshot sets the seq its delta follows; the gap is at item 3.
+    batch = [
+        book("delta", 6, [[2, 1]], []),
+        book("snapshot", 20, [[3, 1]], []),
+        book("delta", 21, [[4, 1]], []),
+        book("delta", 23, [[5, 1]], []),
+    ]
+    with pytest.raises(BookRefused) as gap:
+        await broker.publish(batch)
+    assert (gap.value.position, gap.value.code, gap.value.field) == (3, "SEQ_GAP", "data.seq")
+    assert "expected 22" in gap.value.detail
+    assert (await broker.position(BOOK)).offset == 1
+    snap = await broker.book(BOOK)
+    assert snap is not None and snap.data["seq"] == 5 and snap.data["asks"] == [[1, 1]]
+
+
+async def test_books_of_two_markets_chain_independently(backend: Backend) -> None:
+    broker = await backend.broker()
+    other = Outgoing(
+        "orderbook/N", {"type": "orderbook_snapshot", "seq": 1, "asks": [], "bids": []}
+    )
+    await broker.publish([book("snapshot", 1, [], []), other])
+    await broker.publish([book("delta", 2, [[1, 1]], [])])
+    assert await broker.book_seqs([BOOK, "orderbook/N"]) == {BOOK: 2, "orderbook/N": 1}
+
+
+@pytest.mark.redis
+async def test_racing_deltas_from_two_nodes_extend_the_book_once(redis_backend: Backend) -> None:
+    a, b = await redis_backend.broker(), await redis_backend.broker()
+    await a.publish([book("snapshot", 1, [], [])])
+    results = await asyncio.gather(
+        *(node.publish([book("delta", 2, [[n, 1]], [])]) for n, node in enumerate((a, b), 1)),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, BookRefused)]
+    assert len(refused) == 1 and refused[0].code == "SEQ_GAP"
+    snap = await b.book(BOOK)
+    assert snap is not None and snap.data["seq"] == 2 and len(snap.data["asks"]) == 1
 
 
 # -- Redis only: several nodes -------------------------------------------------------
