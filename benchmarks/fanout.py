@@ -1,6 +1,14 @@
 #!/usr/bin/env python3
 """Fan-out benchmark driver: streamgate vs a minimal Node.js `ws` server.
 
+Servers (--servers): `streamgate` (embedded in-memory broker), `node`, and the
+Redis backplane modes `streamgate-redis` (one gateway on the Redis broker) and
+`streamgate-redis-2w` (`serve --workers 2`: two processes on one SO_REUSEPORT
+port, subscribers spread over both, every publish crossing Redis). The Redis
+modes use the Redis on 127.0.0.1:6379 (STREAMGATE_REDIS_URL to change it) under a
+key prefix of their own, deleted after each run with redis-cli. For the 2-worker
+mode the server's CPU and memory columns are not measured (two processes).
+
 For each server and each subscriber count N:
   1. start a fresh server pinned to CPU 0 (taskset -c 0), wait for /healthz;
   2. run the compiled load generator pinned to CPU 1 in closed-loop "max" mode;
@@ -142,15 +150,21 @@ class Server:
     key: str
     log_path: Path
     data_dir: str | None = None
+    redis_prefix: str | None = None
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
 
+STREAMGATE_KINDS = ("streamgate", "streamgate-redis", "streamgate-redis-2w")
+REDIS_URL = os.environ.get("STREAMGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
 def server_command(kind: str, port: int) -> list[str]:
-    pin = ["taskset", "-c", SERVER_CPU] if PIN else []
-    if kind == "streamgate":
+    # Two workers on one CPU would measure contention, not the backplane: unpinned.
+    pin = ["taskset", "-c", SERVER_CPU] if PIN and kind != "streamgate-redis-2w" else []
+    if kind in STREAMGATE_KINDS:
         py = REPO / ".venv" / "bin" / "python"
         python = str(py) if py.exists() else sys.executable
         return [
@@ -163,6 +177,7 @@ def server_command(kind: str, port: int) -> list[str]:
             "127.0.0.1",
             "--port",
             str(port),
+            *(["--workers", "2"] if kind == "streamgate-redis-2w" else []),
         ]
     if kind == "node":
         node = shutil.which("node")
@@ -192,9 +207,17 @@ def start_server(kind: str, workdir: Path, tag: str) -> Server:
     env = dict(os.environ)
     env["STREAMGATE_PRODUCER_KEY"] = key
     data_dir = None
-    if kind == "streamgate":
+    redis_prefix = None
+    if kind in STREAMGATE_KINDS:
         data_dir = tempfile.mkdtemp(prefix="sg-data-", dir=workdir)
         env["STREAMGATE_DATA_DIR"] = data_dir
+    if kind.startswith("streamgate-redis"):
+        redis_prefix = f"sgbench-{secrets.token_hex(4)}:"
+        env.update(
+            STREAMGATE_BROKER="redis",
+            STREAMGATE_REDIS_URL=REDIS_URL,
+            STREAMGATE_REDIS_PREFIX=redis_prefix,
+        )
     log_path = workdir / f"{tag}.log"
     cmd = server_command(kind, port)
     log(f"starting {kind}: {' '.join(cmd)}")
@@ -209,7 +232,7 @@ def start_server(kind: str, workdir: Path, tag: str) -> Server:
             preexec_fn=raise_nofile,
             start_new_session=True,
         )
-    srv = Server(kind, proc, port, key, log_path, data_dir)
+    srv = Server(kind, proc, port, key, log_path, data_dir, redis_prefix)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:
         if proc.poll() is not None:
@@ -217,7 +240,8 @@ def start_server(kind: str, workdir: Path, tag: str) -> Server:
                 f"{kind} exited with code {proc.returncode} before becoming ready:\n"
                 + tail(log_path)
             )
-        if healthz(port):
+        # With workers, the supervisor's line says that every one of them listens.
+        if healthz(port) and (kind != "streamgate-redis-2w" or b"workers)" in log_bytes(log_path)):
             return srv
         if time.monotonic() > deadline:
             stop_server(srv)
@@ -242,6 +266,38 @@ def stop_server(srv: Server) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     if srv.data_dir:
         shutil.rmtree(srv.data_dir, ignore_errors=True)
+    if srv.redis_prefix:
+        delete_redis_prefix(srv.redis_prefix)
+
+
+def log_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def delete_redis_prefix(prefix: str) -> None:
+    """Delete the run's Redis keys with redis-cli (skipped, with a note, without it)."""
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        log(f"redis-cli not found: keys under {prefix!r} left in Redis")
+        return
+    scan = subprocess.run(
+        [cli, "-u", REDIS_URL, "--scan", "--pattern", f"{prefix}*"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    keys = scan.stdout.split()
+    for start in range(0, len(keys), 500):
+        subprocess.run(
+            [cli, "-u", REDIS_URL, "del", *keys[start : start + 500]],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
 
 
 # --------------------------------------------------------------------------
@@ -285,7 +341,7 @@ def run_loadgen(
         "--duration",
         str(args.duration),
         "--server-pid",
-        str(srv.pid),
+        str(0 if srv.kind == "streamgate-redis-2w" else srv.pid),
         "--drain",
         str(args.drain),
     ]
@@ -580,7 +636,11 @@ def main() -> int:
     )
     ap.add_argument("--batch", type=int, default=10, help="events per publish request (default 10)")
     ap.add_argument("--window", type=int, default=4, help="max mode: batches in flight (default 4)")
-    ap.add_argument("--servers", default="streamgate,node", help="comma-separated: streamgate,node")
+    ap.add_argument(
+        "--servers",
+        default="streamgate,node",
+        help="comma-separated: streamgate, node, streamgate-redis, streamgate-redis-2w",
+    )
     ap.add_argument(
         "--half-fraction",
         type=float,
@@ -608,7 +668,7 @@ def main() -> int:
     ns = [int(x) for x in args.n.split(",") if x.strip()]
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     for s in servers:
-        if s not in ("streamgate", "node"):
+        if s not in (*STREAMGATE_KINDS, "node"):
             ap.error(f"unknown server {s!r}")
     if any(n < 1 for n in ns) or args.duration <= 0 or args.batch < 1:
         ap.error("bad --n/--duration/--batch")
