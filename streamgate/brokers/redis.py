@@ -10,7 +10,10 @@ Per channel, Redis holds (every key under ``prefix``):
   ``<offset>-1``, fields ``d`` (the JSON data) and ``t`` (ts_ms); capped near
   ``history_size`` and expiring ``history_ttl`` after the last publish.
 - ``{prefix}ch:{channel}``: the pub/sub channel every node subscribed to the channel
-  listens on; a message is ``b"<offset> <epoch> <ts_ms> <json>"``.
+  listens on. One message per channel per publish call carries that call's
+  publications of the channel: ``<epoch> <ts_ms>``, then per publication a newline and
+  ``<offset> <json>`` (compact JSON has no raw newline), so a batch crosses Redis
+  and reaches the hub as one delivery, as it does with the memory broker.
 
 One Lua script per :meth:`RedisBroker.publish` assigns the offsets, appends to the
 streams and publishes, atomically: every node sees the same publications in the same
@@ -94,7 +97,7 @@ for i = 1, n do
     seqs[book] = seq
   end
 end
-local out = {}
+local out, groups, order = {}, {}, {}
 for i = 1, n do
   local meta, hist, book = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   local chan, data, op = ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i]
@@ -121,8 +124,17 @@ for i = 1, n do
     end
     redis.call('PEXPIRE', book, keep)
   end
-  redis.call('PUBLISH', chan, top .. ' ' .. epoch .. ' ' .. ts .. ' ' .. data)
+  local group = groups[chan]
+  if not group then
+    group = {epoch .. ' ' .. ts}
+    groups[chan] = group
+    order[#order + 1] = chan
+  end
+  group[#group + 1] = top .. ' ' .. data
   out[i] = {top, epoch}
+end
+for _, chan in ipairs(order) do
+  redis.call('PUBLISH', chan, table.concat(groups[chan], '\\n'))
 end
 return out
 """
@@ -597,19 +609,27 @@ class RedisBroker:
         kind = msg["type"]
         if kind == b"message" or kind == "message":
             name: bytes = msg["channel"]
-            top, epoch, ts_ms, data = msg["data"].split(b" ", 3)
             channel = name[len(self._ch_prefix) :].decode()
             if channel not in self._channels:
                 return
+            head, *lines = msg["data"].split(b"\n")
+            epoch_b, ts_b = head.split(b" ", 1)
+            epoch, ts_ms = epoch_b.decode(), int(ts_b)
             last = self._last.get(channel)
-            offset, epoch_s = int(top), epoch.decode()
-            if last is not None and last.epoch == epoch_s and offset <= last.offset:
-                return  # recovered from the history already
-            pub = Publication(channel, offset, epoch_s, orjson.loads(data), int(ts_ms))
-            self._last[channel] = pub.position
+            # Offsets up to ``after`` were recovered from the history already.
+            after = last.offset if last is not None and last.epoch == epoch else 0
+            pubs: list[Publication] = []
+            for line in lines:
+                top, data = line.split(b" ", 1)
+                offset = int(top)
+                if offset > after:
+                    pubs.append(Publication(channel, offset, epoch, orjson.loads(data), ts_ms))
+            if not pubs:
+                return
+            self._last[channel] = pubs[-1].position
             handler = self._handler
             if handler is not None:
-                handler.deliver(channel, [pub])
+                handler.deliver(channel, pubs)
         elif kind in ("subscribe", b"subscribe"):
             fut = self._pending.pop(msg["channel"], None)
             if fut is not None and not fut.done():
