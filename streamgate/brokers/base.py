@@ -98,3 +98,6 @@ class IdempotencyStore(Protocol):
 
     async def claim(self, keys: Sequence[str]) -> set[str]:
         """Claim ``keys``; return those another publish claimed first."""
+
+    async def release(self, keys: Sequence[str]) -> None:
+        """Forget ``keys`` this process claimed for a publish that then failed."""

@@ -179,6 +179,10 @@ class MemoryIdempotency:
                 self._keys[key] = expiry
         return taken
 
+    async def release(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._keys.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._keys)
 

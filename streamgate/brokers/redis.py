@@ -687,6 +687,14 @@ class RedisIdempotency:
             raise BrokerUnavailable(f"redis: {exc}") from exc
         return {k for k, ok in zip(unique, results, strict=True) if not ok}
 
+    async def release(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        try:
+            await self._redis.delete(*(self._prefix + k for k in keys))
+        except _UNAVAILABLE as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from exc
+
 
 def _conforms(broker: RedisBroker, store: RedisIdempotency) -> tuple[Broker, IdempotencyStore]:
     """Checked by mypy: the Redis backends satisfy the seams."""

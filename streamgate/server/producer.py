@@ -93,14 +93,20 @@ class Producer:
                 seqs = await self._broker.book_seqs(sorted(books))
                 check_book_sequences(fresh, seqs.get)
             await self._to_outbox(fresh)
-            taken = await self._idempotency.claim(_keys(fresh))
+            keys = _keys(fresh)
+            taken = await self._idempotency.claim(keys)
             if taken:
                 fresh = [e for e in fresh if e.idempotency_key not in taken]
-            outgoing, origins = await self._outgoing(fresh)
             try:
+                outgoing, origins = await self._outgoing(fresh)
                 await self._broker.publish(outgoing)
-            except BookRefused as exc:
-                raise book_refusal(exc, origins[exc.position]) from None
+            except BaseException as exc:
+                # Not published: the keys this call claimed must not turn the producer's
+                # retry into a "duplicate" (docs/protocol-notes.md, producer API).
+                await self._unclaim([k for k in dict.fromkeys(keys) if k not in taken])
+                if isinstance(exc, BookRefused):
+                    raise book_refusal(exc, origins[exc.position]) from None
+                raise
         except ProducerRefusal as exc:
             return _refusal(exc)
         except OutboxUnavailable as exc:
@@ -132,6 +138,14 @@ class Producer:
         for event in fresh:
             self._markets.note(event.channel, event.data)
         return json_response(200, {"accepted": len(fresh), "duplicates": len(events) - len(fresh)})
+
+    async def _unclaim(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        try:
+            await self._idempotency.release(keys)
+        except BrokerUnavailable:
+            log.warning("! %d idempotency keys stay claimed: the store is unavailable", len(keys))
 
     async def _to_outbox(self, events: list[ProducerEvent]) -> None:
         """Write push events to the webhook outbox first: a 200 means they are durable."""

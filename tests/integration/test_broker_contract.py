@@ -281,6 +281,9 @@ async def test_idempotency_seen_and_claim(backend: Backend) -> None:
     assert await store.claim(["k2", "k3", "k3"]) == {"k2"}
     assert await store.seen(["k3"]) == {"k3"}
     assert await store.claim([]) == set()
+    await store.release(["k2", "never-claimed"])  # a failed publish gives its keys back
+    assert await store.seen(["k1", "k2", "k3"]) == {"k1", "k3"}
+    assert await store.claim(["k2"]) == set()
 
 
 # -- order books: broker state, checked and applied with the publish (issue 7, item 2) --

@@ -981,11 +981,6 @@ async def test_workers_serve_one_port_and_stop_together(cluster: Cluster) -> Non
 # -- a refused publish and its idempotency key -------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Producer.publish claims idempotency keys before Broker.publish; "
-    "a 503 from an unready broker leaves them claimed, so the retry is a 'duplicate'",
-)
 async def test_a_publish_answered_503_can_be_retried_with_its_idempotency_key(
     cluster: Cluster, own_redis: OwnRedis
 ) -> None:
