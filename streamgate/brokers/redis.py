@@ -56,7 +56,7 @@ from typing import Any
 
 import orjson
 from redis import exceptions as redis_errors
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -218,7 +218,9 @@ class RedisBroker:
             ``{name}-sub`` for the pub/sub connection.
         reconnect_min: first backoff (seconds) after the pub/sub connection dropped.
         reconnect_max: the backoff doubles up to this.
-        timeout: seconds a connect or a command may take before ``BrokerUnavailable``.
+        timeout: seconds a connect or a command (or the wait for a pooled connection)
+            may take before ``BrokerUnavailable``.
+        max_connections: the command connections kept to Redis (pub/sub has its own).
     """
 
     def __init__(
@@ -234,14 +236,21 @@ class RedisBroker:
         reconnect_min: float = 0.1,
         reconnect_max: float = 5.0,
         timeout: float = 5.0,
+        max_connections: int = 32,
     ) -> None:
         # One retry: a pooled connection that died with a Redis restart is replaced.
-        self._redis: Redis = Redis.from_url(
-            url,
-            client_name=name,
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
-            retry=Retry(NoBackoff(), 1),
+        # A bounded pool: thousands of clients subscribing at once wait for one of
+        # ``max_connections`` connections instead of opening one each.
+        self._redis: Redis = Redis(
+            connection_pool=BlockingConnectionPool.from_url(
+                url,
+                max_connections=max_connections,
+                timeout=timeout,
+                client_name=name,
+                socket_connect_timeout=timeout,
+                socket_timeout=timeout,
+                retry=Retry(NoBackoff(), 1),
+            )
         )
         # No retry: redis-py would reconnect and re-subscribe behind our back,
         # hiding the gap; the reader does that itself.
@@ -311,7 +320,7 @@ class RedisBroker:
             self._reader = None
         await self._drop_pubsub()
         self._fail_pending()
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)
         await self._sub_client.aclose()
         self._handler = None
 

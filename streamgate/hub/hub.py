@@ -154,14 +154,15 @@ class Hub:
         is a snapshot of the current book, and any other channel's is empty.
         """
         state = self._channels.get(channel)
-        first = state is None
         if state is None:
             state = self._channels[channel] = _Channel()
         state.live.discard(sub)
         state.pending[sub] = []
         try:
-            if first:
-                await self._source.subscribe(channel)
+            # Every subscriber waits until the node receives the channel (at once when it
+            # already does): one that came while the first's subscription was still
+            # being confirmed must not go live on a stream the node does not hear yet.
+            await self._source.subscribe(channel)
             recovered: bool | None = None
             pubs: list[Publication] = []
             position: StreamPosition | None = None
@@ -174,7 +175,12 @@ class Hub:
                 snap = await self._source.book(channel)
                 if snap is not None:
                     pubs, position = [snap], snap.position
-            start = position if position is not None else await self._source.position(channel)
+            if position is not None:
+                start = position
+            elif state.last is not None:
+                start = state.last  # delivered here up to it; later ones are buffered for sub
+            else:
+                start = await self._source.position(channel)
         except BaseException:
             self._drop(channel, sub)
             raise

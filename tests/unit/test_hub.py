@@ -477,3 +477,44 @@ async def test_resubscribe_while_live_is_not_duplicated(env: Env) -> None:
     env.publish("trade/A", {"n": 2})
     assert sub.offsets() == [1, 2]
     assert env.hub.subscriber_count("trade/A") == 1
+
+
+@dataclass
+class SlowListen:
+    """A broker whose node-level subscribe is confirmed only when the test says so."""
+
+    broker: MemoryBroker
+    confirmed: asyncio.Event = field(default_factory=asyncio.Event)
+    waiters: int = 0
+
+    async def history(
+        self, channel: str, since: StreamPosition
+    ) -> tuple[list[Publication], StreamPosition] | None:
+        return await self.broker.history(channel, since)
+
+    async def position(self, channel: str) -> StreamPosition:
+        return await self.broker.position(channel)
+
+    async def book(self, channel: str) -> Publication | None:
+        return await self.broker.book(channel)
+
+    async def subscribe(self, channel: str) -> None:
+        self.waiters += 1
+        await self.confirmed.wait()
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Nothing to release."""
+
+
+async def test_second_subscriber_waits_for_the_node_subscription_too() -> None:
+    broker = MemoryBroker(history_size=10, history_ttl=60.0)
+    source = SlowListen(broker)
+    hub = Hub(source)
+    first = asyncio.ensure_future(hub.subscribe("trade/A", FakeSub()))
+    second = asyncio.ensure_future(hub.subscribe("trade/A", FakeSub()))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    # Neither may go live on a stream this node does not receive yet.
+    assert source.waiters == 2 and not first.done() and not second.done()
+    source.confirmed.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
