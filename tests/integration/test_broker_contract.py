@@ -10,7 +10,6 @@ node's own pub/sub connection cut with CLIENT KILL ID; the shared Redis keeps ru
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis_support import REDIS_URL, delete_prefix, ensure_redis
 
 from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
 from streamgate.brokers.memory import MemoryBroker, MemoryIdempotency
@@ -27,11 +26,6 @@ from streamgate.brokers.redis import RedisBroker, RedisIdempotency
 from streamgate.errors import BookRefused, BrokerUnavailable
 from streamgate.hub.publication import Publication, StreamPosition
 
-REDIS_URL = os.environ.get("STREAMGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-REDIS_START = (
-    'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" '
-    "--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log"
-)
 T0 = 1_700_000_000_000
 SIZE = 5
 TTL = 60.0
@@ -69,35 +63,6 @@ class Recorder:
             await asyncio.sleep(0.01)
 
 
-async def _answering(url: str) -> bool:
-    client = Redis.from_url(url)
-    try:
-        return bool(await client.ping())
-    except (OSError, RedisError):  # redis' ConnectionError is not an OSError
-        return False
-    finally:
-        await client.aclose()
-
-
-async def ensure_redis() -> None:
-    """Start Redis if it is not answering; skip the test with the reason if it won't."""
-    if await _answering(REDIS_URL):
-        return
-    # The machine doc's fixed command, run as it is written there.
-    proc = await asyncio.create_subprocess_shell(
-        REDIS_START, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    output, _ = await asyncio.wait_for(proc.communicate(), 30)
-    deadline = time.monotonic() + 10
-    while not await _answering(REDIS_URL):
-        if time.monotonic() > deadline:
-            pytest.skip(
-                f"Redis not answering at {REDIS_URL!r}; {REDIS_START!r} exited "
-                f"{proc.returncode}: {output.decode(errors='replace').strip()[:300]}"
-            )
-        await asyncio.sleep(0.1)
-
-
 @dataclass
 class Backend:
     """Makes brokers and stores of one kind; Redis ones share this test's prefix."""
@@ -131,16 +96,6 @@ class Backend:
         return store
 
 
-async def _delete_prefix(prefix: str) -> None:
-    client = Redis.from_url(REDIS_URL)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     kind: str = request.param
@@ -153,7 +108,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         for close in reversed(b.opened):
             await close()
         if kind == "redis":
-            await _delete_prefix(b.prefix)
+            await delete_prefix(b.prefix)
 
 
 @pytest.fixture
@@ -165,7 +120,7 @@ async def redis_backend() -> AsyncIterator[Backend]:
     finally:
         for close in reversed(b.opened):
             await close()
-        await _delete_prefix(b.prefix)
+        await delete_prefix(b.prefix)
 
 
 def out(channel: str, *payloads: Any) -> list[Outgoing]:

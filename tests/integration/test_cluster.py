@@ -30,7 +30,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from test_broker_contract import REDIS_URL, ensure_redis
+from redis_support import REDIS_URL, delete_prefix, ensure_redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -166,16 +166,6 @@ class Cluster:
         return key
 
 
-async def _delete_prefix(url: str, prefix: str) -> None:
-    client = Redis.from_url(url)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture
 async def procs(tmp_path: Path) -> AsyncIterator[Procs]:
     started = Procs(tmp_path)
@@ -193,7 +183,7 @@ async def cluster(procs: Procs, tmp_path: Path) -> AsyncIterator[Cluster]:
         yield c
     finally:
         await procs.stop_all()
-        await _delete_prefix(REDIS_URL, c.prefix)
+        await delete_prefix(c.prefix)
 
 
 def _free_port() -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from redis.asyncio import Redis
-from test_broker_contract import REDIS_URL, ensure_redis
+from redis_support import REDIS_URL, delete_prefix, ensure_redis
 
 from streamgate.brokers.presence import MemoryPresence, Presence, RedisPresence
 from streamgate.errors import BrokerUnavailable
@@ -72,17 +72,6 @@ async def _keys(prefix: str) -> list[bytes]:
         await client.aclose()
 
 
-async def _delete_prefix(prefix: str) -> None:
-    """Delete this test's keys only (as a Redis restart without persistence would)."""
-    keys = await _keys(prefix)
-    if keys:
-        client = Redis.from_url(REDIS_URL)
-        try:
-            await client.delete(*keys)
-        finally:
-            await client.aclose()
-
-
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     kind: str = request.param
@@ -94,7 +83,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     finally:
         await b.close()
         if kind == "redis":
-            await _delete_prefix(b.prefix)
+            await delete_prefix(b.prefix)
 
 
 @pytest.fixture
@@ -105,7 +94,7 @@ async def redis_backend() -> AsyncIterator[Backend]:
         yield b
     finally:
         await b.close()
-        await _delete_prefix(b.prefix)
+        await delete_prefix(b.prefix)
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
@@ -237,7 +226,7 @@ async def test_lost_keys_are_written_back_by_the_heartbeat(redis_backend: Backen
     assert await a.acquire(GROUP, ALICE, 3)
     assert await a.acquire(GROUP, ALICE, 3)
     assert await b.acquire(GROUP, BOB, 3)
-    await _delete_prefix(redis_backend.prefix)  # as a Redis restart without persistence
+    await delete_prefix(redis_backend.prefix)  # as a Redis restart without persistence
     assert await _keys(redis_backend.prefix) == []
 
     async def healed() -> bool:
