@@ -62,8 +62,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
-from streamgate.errors import BookRefused, BrokerUnavailable
-from streamgate.hub.books import SNAPSHOT, OrderBook
+from streamgate.errors import BrokerUnavailable
+from streamgate.hub.books import SNAPSHOT, OrderBook, chain_refusal
 from streamgate.hub.channels import is_book_channel, market_of
 from streamgate.hub.history import new_epoch
 from streamgate.hub.publication import Publication, StreamPosition
@@ -358,8 +358,10 @@ class RedisBroker:
         except _UNAVAILABLE as exc:
             raise BrokerUnavailable(f"redis: {exc}") from exc
         if rows and rows[0] == b"refused":
-            _, position, code, seq = rows
-            raise _book_refused(items, int(position) - 1, code.decode(), seq.decode())
+            _, number, _code, seq = rows  # the code follows from seq: '' is no book
+            item = items[int(number) - 1]
+            book_seq = int(seq) if seq else None
+            raise chain_refusal(int(number) - 1, item.channel, item.data["seq"], book_seq)
         return [
             Publication(item.channel, int(top), epoch.decode(), item.data, now)
             for item, (top, epoch) in zip(items, rows, strict=True)
@@ -643,17 +645,6 @@ class RedisBroker:
             fut = self._pending.pop(msg["channel"], None)
             if fut is not None and not fut.done():
                 fut.set_result(None)
-
-
-def _book_refused(items: Sequence[Outgoing], position: int, code: str, seq: str) -> BookRefused:
-    """The error for the script's refusal of item ``position`` (same words as check_chain)."""
-    channel, new = items[position].channel, items[position].data["seq"]
-    if code == "NO_BOOK":
-        detail = f"no snapshot of {channel} yet; publish an orderbook_snapshot first"
-        return BookRefused(position, code, detail, "data.type")
-    cur = int(seq)
-    detail = f"delta seq {new} does not follow the book's seq {cur}; expected {cur + 1}"
-    return BookRefused(position, code, detail, "data.seq")
 
 
 class RedisIdempotency:

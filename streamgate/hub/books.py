@@ -19,7 +19,7 @@ from streamgate.errors import BookRefused
 from streamgate.hub.channels import is_book_channel
 from streamgate.hub.publication import Publication
 
-__all__ = ["DELTA", "SNAPSHOT", "Books", "OrderBook", "check_chain"]
+__all__ = ["DELTA", "SNAPSHOT", "Books", "OrderBook", "chain_refusal", "check_chain"]
 
 SNAPSHOT = "orderbook_snapshot"
 DELTA = "orderbook_delta"
@@ -88,14 +88,18 @@ def check_chain(items: Iterable[tuple[str, Any]], seq_of: Callable[[str], int | 
             continue
         seq = seqs[channel] if channel in seqs else seq_of(channel)
         new = data["seq"]
-        if data["type"] == DELTA:
-            if seq is None:
-                detail = f"no snapshot of {channel} yet; publish an orderbook_snapshot first"
-                raise BookRefused(position, "NO_BOOK", detail, "data.type")
-            if new != seq + 1:
-                detail = f"delta seq {new} does not follow the book's seq {seq}; expected {seq + 1}"
-                raise BookRefused(position, "SEQ_GAP", detail, "data.seq")
+        if data["type"] == DELTA and (seq is None or new != seq + 1):
+            raise chain_refusal(position, channel, new, seq)
         seqs[channel] = new
+
+
+def chain_refusal(position: int, channel: str, new: int, seq: int | None) -> BookRefused:
+    """The refusal of a delta with seq ``new`` for a book at ``seq`` (None: no book)."""
+    if seq is None:
+        detail = f"no snapshot of {channel} yet; publish an orderbook_snapshot first"
+        return BookRefused(position, "NO_BOOK", detail, "data.type")
+    detail = f"delta seq {new} does not follow the book's seq {seq}; expected {seq + 1}"
+    return BookRefused(position, "SEQ_GAP", detail, "data.seq")
 
 
 def _apply_levels(side: dict[int, int], levels: Levels) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -102,17 +101,12 @@ class HubStats:
     delivered: int = 0  # publication copies handed to subscribers
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class Hub:
     """Channels and their subscribers on this node; the broker's event handler."""
 
-    def __init__(self, source: HistorySource, *, clock_ms: Callable[[], int] = _now_ms) -> None:
+    def __init__(self, source: HistorySource) -> None:
         self._source = source
         self._channels: dict[str, _Channel] = {}
-        self._clock_ms = clock_ms
         self._tasks: set[asyncio.Task[None]] = set()
         self.stats = HubStats()
 

@@ -79,7 +79,7 @@ class Env:
 async def env() -> AsyncIterator[Env]:
     clock = Clock()
     broker = MemoryBroker(history_size=100, history_ttl=60.0, clock_ms=clock)
-    hub = Hub(broker, clock_ms=clock)
+    hub = Hub(broker)
     await broker.start(hub)
     yield Env(broker, hub, clock)
     await broker.close()
@@ -196,7 +196,7 @@ async def test_resume_from_the_future_not_recovered(env: Env) -> None:
 async def test_resume_evicted_history_not_recovered() -> None:
     clock = Clock()
     broker = MemoryBroker(history_size=2, history_ttl=60.0, clock_ms=clock)
-    hub = Hub(broker, clock_ms=clock)
+    hub = Hub(broker)
     await broker.start(hub)
     try:
         pubs = broker.publish_now([Outgoing("trade/A", {"n": i}) for i in range(5)])
