@@ -189,3 +189,15 @@ class RawClient:
 
     def close(self) -> None:
         self.writer.transport.abort()
+
+
+def notice(tenant: str, sub_user: str | None, message: str) -> dict[str, Any]:
+    """A push ``system.notice``: to one sub-user, or with ``None`` tenant-wide."""
+    event: dict[str, Any] = {
+        "event": "system.notice",
+        "tenant": tenant,
+        "data": {"severity": "info", "message": message},
+    }
+    if sub_user is not None:
+        event["sub_user"] = sub_user
+    return event

@@ -38,7 +38,7 @@ from websockets.typing import Subprotocol
 from streamgate.auth.apikeys import ApiKeyStore
 from streamgate.client.http import HttpClient, HttpResult
 
-from support import UNIT
+from support import UNIT, notice
 
 pytestmark = pytest.mark.redis
 
@@ -300,17 +300,6 @@ def book_event(market: str, kind: str, seq: int, asks: Levels, bids: Levels) -> 
         "bids": [[p, s] for p, s in bids.items()],
     }
     return {"topic": f"orderbook/{market}", "data": data}
-
-
-def notice(tenant: str, message: str, sub_user: str | None = None) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "event": "system.notice",
-        "tenant": tenant,
-        "data": {"severity": "info", "message": message},
-    }
-    if sub_user is not None:
-        event["sub_user"] = sub_user
-    return event
 
 
 # -- WebSocket clients -----------------------------------------------------------------
@@ -605,7 +594,7 @@ async def test_push_socket_limit_and_tenant_notices_span_nodes(cluster: Cluster)
     carol = await Feed.open(c.ws("/ws"), await ticket(c, key, "carol"))
     for feed in (bob, carol):
         await feed.connected()
-    assert await publish_ok(a, [notice("acme", "maintenance at noon")]) == {
+    assert await publish_ok(a, [notice("acme", None, "maintenance at noon")]) == {
         "accepted": 1,
         "duplicates": 0,
     }
@@ -639,7 +628,7 @@ async def test_clients_of_a_killed_node_resume_on_another_without_loss(cluster: 
         client = HttpClient(b.url, timeout=WAIT)
         try:
             for n in range(1, total + 1):
-                events = [trade(market, f"t{n}", n), notice("acme", f"n{n}", "alice")]
+                events = [trade(market, f"t{n}", n), notice("acme", "alice", f"n{n}")]
                 await publish_ok(client, events)
                 if n == kill_at:
                     at_kill.set()
@@ -839,18 +828,57 @@ class Producer:
         return False
 
 
+@dataclass
+class Followed:
+    """Nodes a and b on the test's own Redis; a client on a follows a market b publishes."""
+
+    a: Node
+    b: Node
+    trades: str
+    book: str
+    follower: Follower
+    producer: Producer
+    producing: asyncio.Task[None]
+
+    @classmethod
+    async def start(cls, cluster: Cluster, own_redis: OwnRedis, market: str) -> Followed:
+        cluster.redis_url = own_redis.url
+        a, b = await cluster.start("a", "b")
+        trades, book = f"trade/{market}", f"orderbook/{market}"
+        follower = Follower(a, [trades, book])
+        await until(lambda: bool(follower.recovered), "the first subscribe")
+        producer = Producer(b, market)
+        producing = asyncio.create_task(producer.run())
+        await until(
+            lambda: len(follower.of(trades)) >= 20 and len(follower.of(book)) >= 20, "events"
+        )
+        return cls(a, b, trades, book, follower, producer, producing)
+
+    async def finish(self) -> None:
+        """Stop publishing; wait until a's client has the last trade and delta; stop it."""
+        producer, follower = self.producer, self.follower
+        producer.stop.set()
+        await asyncio.wait_for(self.producing, WAIT)
+        last_trade, last_seq = producer.accepted[-1], producer.seq
+
+        def caught_up() -> bool:
+            if follower.task.done():
+                follower.task.result()  # the follower failed: say why
+            t, o = follower.of(self.trades), follower.of(self.book)
+            return (
+                bool(t and o) and trade_id(t[-1]) == last_trade and o[-1]["data"]["seq"] == last_seq
+            )
+
+        await until(caught_up, "the last trade and delta on a")
+        await follower.finish()
+
+
 async def test_a_redis_restart_never_leaves_a_silent_gap(
     cluster: Cluster, own_redis: OwnRedis
 ) -> None:
-    cluster.redis_url = own_redis.url
-    a, b = await cluster.start("a", "b")
     market = "0xr3d"
-    trades, book = f"trade/{market}", f"orderbook/{market}"
-    follower = Follower(a, [trades, book])
-    await until(lambda: bool(follower.recovered), "the first subscribe")
-    producer = Producer(b, market)
-    producing = asyncio.create_task(producer.run())
-    await until(lambda: len(follower.of(trades)) >= 20 and len(follower.of(book)) >= 20, "events")
+    f = await Followed.start(cluster, own_redis, market)
+    a, b, follower, producer, producing = f.a, f.b, f.follower, f.producer, f.producing
 
     await own_redis.stop()
     for node in (a, b):
@@ -868,21 +896,10 @@ async def test_a_redis_restart_never_leaves_a_silent_gap(
         "publishing again",
     )
     assert not producing.done(), producing
-    producer.stop.set()
-    await asyncio.wait_for(producing, WAIT)
-    last_trade, last_seq = producer.accepted[-1], producer.seq
-
-    def caught_up() -> bool:
-        if follower.task.done():
-            follower.task.result()  # the follower failed: say why
-        t, o = follower.of(trades), follower.of(book)
-        return bool(t and o) and trade_id(t[-1]) == last_trade and o[-1]["data"]["seq"] == last_seq
-
-    await until(caught_up, "the last trade and delta on a")
-    await follower.finish()
+    await f.finish()
     assert follower.violations == []
     # Redis came back empty: the trade stream is in a new epoch, which the client was told.
-    assert len({e["epoch"] for e in follower.of(trades)}) == 2
+    assert len({e["epoch"] for e in follower.of(f.trades)}) == 2
     assert {False} <= {ok for r in follower.recovered for ok in r.values()}
     assert all(close == (1012, "Stream interrupted") for close in follower.closes), follower.closes
     assert 503 in producer.statuses
@@ -896,39 +913,22 @@ async def test_a_dropped_pubsub_connection_is_recovered_from_history(
     cluster: Cluster, own_redis: OwnRedis
 ) -> None:
     """Redis keeps its data, the nodes lose their pub/sub connections: nothing is lost."""
-    cluster.redis_url = own_redis.url
-    a, b = await cluster.start("a", "b")
-    market = "0xd0p"
-    trades, book = f"trade/{market}", f"orderbook/{market}"
-    follower = Follower(a, [trades, book])
-    await until(lambda: bool(follower.recovered), "the first subscribe")
-    producer = Producer(b, market)
-    producing = asyncio.create_task(producer.run())
-    await until(lambda: len(follower.of(trades)) >= 20 and len(follower.of(book)) >= 20, "events")
+    f = await Followed.start(cluster, own_redis, "0xd0p")
+    follower, producer = f.follower, f.producer
     admin = Redis.from_url(own_redis.url)
     try:
         assert await admin.client_kill_filter(_type="pubsub") == 1  # b has no channel
     finally:
         await admin.aclose()
     accepted_before = len(producer.accepted)
-    for node in (a, b):
+    for node in (f.a, f.b):
         await eventually(lambda n=node: _status(n, 200), f"{node.proc.name} ready again")  # type: ignore[misc]
     await until(lambda: len(producer.accepted) >= accepted_before + 30, "publishing again")
-    producer.stop.set()
-    await asyncio.wait_for(producing, WAIT)
-    last_trade, last_seq = producer.accepted[-1], producer.seq
-    await until(
-        lambda: (
-            trade_id(follower.of(trades)[-1]) == last_trade
-            and follower.of(book)[-1]["data"]["seq"] == last_seq
-        ),
-        "the last trade and delta on a",
-    )
-    await follower.finish()
+    await f.finish()
     # Continuity was proven from the history: one socket, one epoch, every offset.
     assert (follower.violations, follower.closes, follower.recovered) == ([], [], [{}])
-    assert len({e["epoch"] for e in follower.of(trades)}) == 1
-    assert [trade_id(e) for e in follower.of(trades)] == producer.accepted
+    assert len({e["epoch"] for e in follower.of(f.trades)}) == 1
+    assert [trade_id(e) for e in follower.of(f.trades)] == producer.accepted
 
 
 # -- 7: serve --workers ----------------------------------------------------------------------

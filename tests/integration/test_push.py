@@ -17,6 +17,7 @@ from streamgate.server.app import Gateway
 from support import (
     UNIT,
     messages_until_close,
+    notice,
     publish,
     publish_ok,
     recv_json,
@@ -56,17 +57,6 @@ def push_socket(
         url += ("&" if "?" in url else "?") + f"token={token}"
     protocols = [f"bearer.{token}"] if token is not None and subprotocol else None
     return connect(url, subprotocols=protocols, ping_interval=None, open_timeout=5 * UNIT)  # type: ignore[arg-type]
-
-
-def notice(tenant: str, sub_user: str | None, message: str) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "event": "system.notice",
-        "tenant": tenant,
-        "data": {"severity": "info", "message": message},
-    }
-    if sub_user is not None:
-        event["sub_user"] = sub_user
-    return event
 
 
 def deposit_pending(tenant: str, sub_user: str, deposit: str) -> dict[str, Any]:

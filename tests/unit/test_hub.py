@@ -356,14 +356,26 @@ async def test_book_publication_before_go_live_follows_the_snapshot(env: Env) ->
     assert catchup.pubs[0].data["asks"] == [[5, 1]]  # taken before the delta
 
 
+def _set_event() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
+
+
 @dataclass
 class GatedSource:
-    """A broker whose history answer is held until the test lets it go."""
+    """A broker whose history answer is held until the test lets it go.
+
+    Its node-level subscribe is confirmed at once, or once ``listening`` is set when a
+    test clears it first.
+    """
 
     broker: MemoryBroker
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     entered: asyncio.Event = field(default_factory=asyncio.Event)
     unsubscribed: list[str] = field(default_factory=list)
+    listening: asyncio.Event = field(default_factory=_set_event)
+    listen_waits: int = 0
 
     async def history(
         self, channel: str, since: StreamPosition
@@ -379,6 +391,8 @@ class GatedSource:
         return await self.broker.book(channel)
 
     async def subscribe(self, channel: str) -> None:
+        self.listen_waits += 1
+        await self.listening.wait()
         await self.broker.subscribe(channel)
 
     async def unsubscribe(self, channel: str) -> None:
@@ -479,42 +493,16 @@ async def test_resubscribe_while_live_is_not_duplicated(env: Env) -> None:
     assert env.hub.subscriber_count("trade/A") == 1
 
 
-@dataclass
-class SlowListen:
-    """A broker whose node-level subscribe is confirmed only when the test says so."""
-
-    broker: MemoryBroker
-    confirmed: asyncio.Event = field(default_factory=asyncio.Event)
-    waiters: int = 0
-
-    async def history(
-        self, channel: str, since: StreamPosition
-    ) -> tuple[list[Publication], StreamPosition] | None:
-        return await self.broker.history(channel, since)
-
-    async def position(self, channel: str) -> StreamPosition:
-        return await self.broker.position(channel)
-
-    async def book(self, channel: str) -> Publication | None:
-        return await self.broker.book(channel)
-
-    async def subscribe(self, channel: str) -> None:
-        self.waiters += 1
-        await self.confirmed.wait()
-
-    async def unsubscribe(self, channel: str) -> None:
-        """Nothing to release."""
-
-
 async def test_second_subscriber_waits_for_the_node_subscription_too() -> None:
     broker = MemoryBroker(history_size=10, history_ttl=60.0)
-    source = SlowListen(broker)
+    source = GatedSource(broker)
+    source.listening.clear()
     hub = Hub(source)
     first = asyncio.ensure_future(hub.subscribe("trade/A", FakeSub()))
     second = asyncio.ensure_future(hub.subscribe("trade/A", FakeSub()))
     for _ in range(5):
         await asyncio.sleep(0)
     # Neither may go live on a stream this node does not receive yet.
-    assert source.waiters == 2 and not first.done() and not second.done()
-    source.confirmed.set()
+    assert source.listen_waits == 2 and not first.done() and not second.done()
+    source.listening.set()
     await asyncio.wait_for(asyncio.gather(first, second), 5)
