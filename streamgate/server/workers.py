@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["WORKER_ENV", "Supervisor"]
 
@@ -58,7 +59,6 @@ class Supervisor:
         self.port = port
         self.config_path = config_path
         self.demo = demo
-        self.stopping = False
         self._workers = [_Worker(i) for i in range(workers)]
         self._holder: socket.socket | None = None
         self._stop = asyncio.Event()
@@ -119,17 +119,16 @@ class Supervisor:
                 return
             await self._spawn(worker)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     def _signal(self, sig: int) -> None:
-        self.stopping = True
         self._stop.set()
         for worker in self._workers:
             if worker.proc is not None and worker.proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     worker.proc.send_signal(sig)
-
-    async def _stop_then_empty(self) -> list[bool]:
-        await self._stop.wait()
-        return []
 
     async def run(self) -> int:
         """Run until a signal stops every worker; 0, or 1 when a worker never listened."""
@@ -140,21 +139,21 @@ class Supervisor:
         for worker in self._workers:
             await self._spawn(worker)
         watchers = [asyncio.create_task(self._watch(w)) for w in self._workers]
-        ready: asyncio.Future[list[bool]] = asyncio.gather(*(w.ready.wait() for w in self._workers))
-        stop = asyncio.ensure_future(self._stop_then_empty())
-        await asyncio.wait(
-            [ready, stop], timeout=READY_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
-        )
+        ready = asyncio.gather(*(w.ready.wait() for w in self._workers))
+        stop = asyncio.ensure_future(self._stop.wait())
+        waiting: list[asyncio.Future[Any]] = [ready, stop]
+        await asyncio.wait(waiting, timeout=READY_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
         if self._holder is not None:
             self._holder.close()
         if not ready.done():
             ready.cancel()
-            if not self.stopping:
+            timed_out = not self.stopping  # else a signal came first: a normal stop
+            if timed_out:
                 log.error("! not every worker listened within %.0f s; stopping", READY_TIMEOUT)
                 self._signal(signal.SIGTERM)
             await asyncio.gather(*watchers)
-            return 0 if self._stop.is_set() and self.stopping else 1
+            return 1 if timed_out else 0
         print(
             f"streamgate listening on http://{self.host}:{self.port} ({self.count} workers)",
             flush=True,
