@@ -44,18 +44,17 @@ import logging
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Protocol, TypeVar
 
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from streamgate.brokers.redis import UNAVAILABLE_ERRORS, unavailable_on_error
 from streamgate.errors import BrokerUnavailable
 
 __all__ = ["MemoryPresence", "Presence", "RedisPresence"]
 
 log = logging.getLogger("streamgate.presence")
 
-_UNAVAILABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
 _TIMEOUT = 5.0  # seconds a connect or a command may take before BrokerUnavailable
 _SYNC_BATCH = 500  # members written back per script call
 
@@ -331,7 +330,7 @@ class RedisPresence:
                 self._counts.clear()
                 self._dirty.clear()
                 await self._sync(gone, 0)
-        except (*_UNAVAILABLE, BrokerUnavailable) as exc:
+        except (*UNAVAILABLE_ERRORS, BrokerUnavailable) as exc:
             log.warning("presence %s: could not remove its counts at close: %s", self._node, exc)
         finally:
             await self._redis.aclose()
@@ -368,12 +367,10 @@ class RedisPresence:
         Raises:
             BrokerUnavailable: Redis could not be reached.
         """
-        try:
+        with unavailable_on_error():
             alive, raw = await self._members_script(
                 keys=[self._group_key(group)], args=[self._node, self._prefix, group]
             )
-        except _UNAVAILABLE as exc:
-            raise BrokerUnavailable(f"redis: {exc}") from exc
         self._check_alive(alive)
         return sorted(m.decode() for m in raw)
 
@@ -408,7 +405,7 @@ class RedisPresence:
                 )
             except BaseException as exc:
                 self._dirty.add(key)  # it may have run
-                if isinstance(exc, _UNAVAILABLE):
+                if isinstance(exc, UNAVAILABLE_ERRORS):
                     raise BrokerUnavailable(f"redis: {exc}") from exc
                 raise
             if counted:
@@ -433,7 +430,7 @@ class RedisPresence:
                 )
             except BaseException as exc:
                 self._dirty.add(key)
-                if isinstance(exc, _UNAVAILABLE):
+                if isinstance(exc, UNAVAILABLE_ERRORS):
                     raise BrokerUnavailable(f"redis: {exc}") from exc
                 raise
         self._check_alive(alive)
@@ -456,7 +453,7 @@ class RedisPresence:
     async def _safe_tick(self) -> None:
         try:
             await self._tick()
-        except (*_UNAVAILABLE, BrokerUnavailable) as exc:
+        except (*UNAVAILABLE_ERRORS, BrokerUnavailable) as exc:
             log.warning("presence %s: heartbeat failed, retrying: %s", self._node, exc)
         except Exception:
             log.exception("presence %s: heartbeat failed, retrying", self._node)
@@ -464,10 +461,8 @@ class RedisPresence:
     async def _tick(self) -> None:
         """Refresh the liveness key; write counts back if it had vanished or are dirty."""
         if not self._lost:
-            try:
+            with unavailable_on_error():
                 refreshed = await self._redis.pexpire(self._node_key, self._ttl_ms)
-            except _UNAVAILABLE as exc:
-                raise BrokerUnavailable(f"redis: {exc}") from exc
             if not refreshed:
                 log.warning("presence %s: liveness key had vanished; writing back", self._node)
                 self._lost = True
@@ -493,10 +488,8 @@ class RedisPresence:
             for group, member, count in items[start : start + _SYNC_BATCH]:
                 keys += [self._hash_key(group, member), self._group_key(group)]
                 args += [member, count]
-            try:
+            with unavailable_on_error():
                 await self._sync_script(keys=keys, args=args)
-            except _UNAVAILABLE as exc:
-                raise BrokerUnavailable(f"redis: {exc}") from exc
 
 
 def _consume(task: asyncio.Task[Any]) -> None:

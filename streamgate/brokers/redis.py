@@ -51,7 +51,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -68,9 +68,20 @@ from streamgate.hub.channels import is_book_channel, market_of
 from streamgate.hub.history import new_epoch
 from streamgate.hub.publication import Publication, StreamPosition
 
-__all__ = ["RedisBroker", "RedisIdempotency"]
+__all__ = ["UNAVAILABLE_ERRORS", "RedisBroker", "RedisIdempotency", "unavailable_on_error"]
 
-_UNAVAILABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+# What a lost, refused or slow Redis connection raises.
+UNAVAILABLE_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+
+
+@contextlib.contextmanager
+def unavailable_on_error() -> Iterator[None]:
+    """Turn a lost or refused Redis connection (or a timeout) into ``BrokerUnavailable``."""
+    try:
+        yield
+    except UNAVAILABLE_ERRORS as exc:
+        raise BrokerUnavailable(f"redis: {exc}") from exc
+
 
 # KEYS: meta, hist, book per item. ARGV: fresh epoch, ts_ms, maxlen, ttl_ms, keep_ms,
 # then the pub/sub channel, the JSON data and the book operation per item. Returns {top, epoch}
@@ -303,8 +314,8 @@ class RedisBroker:
         try:
             await self._redis.ping()
             await pubsub.connect()  # type: ignore[no-untyped-call]
-        except _UNAVAILABLE as exc:
-            with contextlib.suppress(*_UNAVAILABLE):
+        except UNAVAILABLE_ERRORS as exc:
+            with contextlib.suppress(*UNAVAILABLE_ERRORS):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
             raise BrokerUnavailable(f"redis: {exc}") from exc
         self._pubsub = pubsub
@@ -353,10 +364,8 @@ class RedisBroker:
             args.append(self._chan(item.channel))
             args.append(orjson.dumps(item.data))
             args.append(_book_op(item.channel, item.data, now))
-        try:
+        with unavailable_on_error():
             rows = await self._publish_script(keys=keys, args=args)
-        except _UNAVAILABLE as exc:
-            raise BrokerUnavailable(f"redis: {exc}") from exc
         if rows and rows[0] == b"refused":
             _, number, _code, seq = rows  # the code follows from seq: '' is no book
             item = items[int(number) - 1]
@@ -373,12 +382,10 @@ class RedisBroker:
         args: list[str | int] = [new_epoch(), "", "", self._size, self._keep_ms]
         if since is not None:
             args[1:3] = [since.offset, since.epoch]
-        try:
+        with unavailable_on_error():
             top, epoch, entries = await self._history_script(
                 keys=list(self._keys(channel)), args=args
             )
-        except _UNAVAILABLE as exc:
-            raise BrokerUnavailable(f"redis: {exc}") from exc
         return int(top), epoch.decode(), entries
 
     async def history(
@@ -444,10 +451,8 @@ class RedisBroker:
         """
         self._check_ready()
         meta, _ = self._keys(channel)
-        try:
+        with unavailable_on_error():
             got = await self._book_script(keys=[meta, self._book_key(channel)])
-        except _UNAVAILABLE as exc:
-            raise BrokerUnavailable(f"redis: {exc}") from exc
         if not got:
             return None
         top, epoch, raw = got
@@ -463,10 +468,8 @@ class RedisBroker:
         pipe = self._redis.pipeline(transaction=False)
         for channel in channels:
             pipe.hget(self._book_key(channel), "seq")
-        try:
+        with unavailable_on_error():
             seqs = await pipe.execute()
-        except _UNAVAILABLE as exc:
-            raise BrokerUnavailable(f"redis: {exc}") from exc
         return {c: int(v) for c, v in zip(channels, seqs, strict=True) if v is not None}
 
     async def subscribe(self, channel: str) -> None:
@@ -488,7 +491,7 @@ class RedisBroker:
             self._channels.add(channel)
             try:
                 await pubsub.subscribe(name)
-            except _UNAVAILABLE as exc:
+            except UNAVAILABLE_ERRORS as exc:
                 self._pending.pop(name, None)
                 self._channels.discard(channel)
                 self._broken = True  # the reader reconnects
@@ -506,7 +509,7 @@ class RedisBroker:
         pubsub = self._pubsub
         if pubsub is None:
             return
-        with contextlib.suppress(*_UNAVAILABLE):
+        with contextlib.suppress(*UNAVAILABLE_ERRORS):
             await pubsub.unsubscribe(self._chan(channel))
 
     def _fail_pending(self) -> None:
@@ -518,14 +521,14 @@ class RedisBroker:
     async def _drop_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
-            with contextlib.suppress(*_UNAVAILABLE):
+            with contextlib.suppress(*UNAVAILABLE_ERRORS):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _run(self, pubsub: PubSub) -> None:
         """Read until the connection drops, then reconnect, recover and read again."""
         buffered: list[dict[str, Any]] = []
         while True:
-            with contextlib.suppress(*_UNAVAILABLE):
+            with contextlib.suppress(*UNAVAILABLE_ERRORS):
                 await self._read(pubsub, buffered)
             self._ready = False
             self._fail_pending()
@@ -551,12 +554,12 @@ class RedisBroker:
             try:
                 buffered = await self._resubscribe(pubsub)
                 lost = await self._recover()
-            except (TimeoutError, *_UNAVAILABLE, BrokerUnavailable):
-                with contextlib.suppress(*_UNAVAILABLE):
+            except (TimeoutError, *UNAVAILABLE_ERRORS, BrokerUnavailable):
+                with contextlib.suppress(*UNAVAILABLE_ERRORS):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 continue
             except BaseException:
-                with contextlib.suppress(*_UNAVAILABLE):
+                with contextlib.suppress(*UNAVAILABLE_ERRORS):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 raise
             return pubsub, buffered, lost
@@ -667,10 +670,8 @@ class RedisIdempotency:
     async def seen(self, keys: Sequence[str]) -> set[str]:
         if not keys:
             return set()
-        try:
+        with unavailable_on_error():
             values = await self._redis.mget([self._prefix + k for k in keys])
-        except _UNAVAILABLE as exc:
-            raise BrokerUnavailable(f"redis: {exc}") from exc
         return {k for k, v in zip(keys, values, strict=True) if v is not None}
 
     async def claim(self, keys: Sequence[str]) -> set[str]:
@@ -681,19 +682,15 @@ class RedisIdempotency:
         pipe = self._redis.pipeline(transaction=False)
         for key in unique:
             pipe.set(self._prefix + key, b"1", nx=True, px=self._window_ms)
-        try:
+        with unavailable_on_error():
             results = await pipe.execute()
-        except _UNAVAILABLE as exc:
-            raise BrokerUnavailable(f"redis: {exc}") from exc
         return {k for k, ok in zip(unique, results, strict=True) if not ok}
 
     async def release(self, keys: Sequence[str]) -> None:
         if not keys:
             return
-        try:
+        with unavailable_on_error():
             await self._redis.delete(*(self._prefix + k for k in keys))
-        except _UNAVAILABLE as exc:
-            raise BrokerUnavailable(f"redis: {exc}") from exc
 
 
 def _conforms(broker: RedisBroker, store: RedisIdempotency) -> tuple[Broker, IdempotencyStore]:
