@@ -4,10 +4,15 @@ Publishes go to the broker, never to the hub. A batch is checked whole (shape,
 idempotency keys, order-book continuity) before anything of it is published; the
 broker checks order-book continuity again, atomically with the publish (in Redis,
 inside the publish script), so two producers racing on one book through two nodes
-cannot both extend it. The first check only spares the webhook outbox a batch the
-broker would refuse; a batch that passes it and then loses such a race is refused
-with the same 409, its push events already in the outbox (documented in
-docs/protocol-notes.md: racing writers of one book are a producer bug).
+cannot both extend it.
+
+Order of a publish: claim the idempotency keys (two nodes racing on one key: one
+publishes), publish, then write the push events to the webhook outbox, then answer 200.
+A publish that fails releases its keys and has written nothing to the outbox, so the
+producer's retry makes the one outbox message. If the outbox write fails after the
+publish, the answer is 503 and the keys stay claimed: the retry's keyed events are
+duplicates, which are written to the outbox again (their message ids are derived from
+tenant and key, so this adds nothing that is already there) and not published again.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from streamgate.protocol.producer import (
 )
 from streamgate.server.http import HttpRequest, HttpResponse, json_response
 from streamgate.server.markets import MarketDirectory
-from streamgate.webhooks.outbox import Outbox
+from streamgate.webhooks.outbox import Outbox, PushEvent
 
 __all__ = ["OutboxUnavailable", "Producer"]
 
@@ -36,7 +41,7 @@ log = logging.getLogger("streamgate.producer")
 
 
 class OutboxUnavailable(Exception):
-    """The webhook outbox could not take a batch's push events (503, nothing published)."""
+    """The webhook outbox could not take a published batch's push events (503)."""
 
 
 def _refusal(exc: ProducerRefusal) -> HttpResponse:
@@ -87,15 +92,15 @@ class Producer:
             )
         try:
             events = parse_batch(request.body, now_ms=time.time_ns() // 1_000_000)
-            fresh = await self._fresh(events)
+            fresh, repeats = await self._fresh(events)
             books = {e.channel for e in fresh if is_book_channel(e.channel)}
             if books:
                 seqs = await self._broker.book_seqs(sorted(books))
                 check_book_sequences(fresh, seqs.get)
-            await self._to_outbox(fresh)
             keys = _keys(fresh)
             taken = await self._idempotency.claim(keys)
-            if taken:
+            if taken:  # a racing publish (maybe on another node) claimed them first
+                repeats += [e for e in fresh if e.idempotency_key in taken]
                 fresh = [e for e in fresh if e.idempotency_key not in taken]
             try:
                 outgoing, origins = await self._outgoing(fresh)
@@ -107,6 +112,9 @@ class Producer:
                 if isinstance(exc, BookRefused):
                     raise book_refusal(exc, origins[exc.position]) from None
                 raise
+            for event in fresh:
+                self._markets.note(event.channel, event.data)
+            await self._to_outbox(fresh, repeats)
         except ProducerRefusal as exc:
             return _refusal(exc)
         except OutboxUnavailable as exc:
@@ -135,8 +143,6 @@ class Producer:
                 },
                 headers=[("retry-after", "1")],
             )
-        for event in fresh:
-            self._markets.note(event.channel, event.data)
         return json_response(200, {"accepted": len(fresh), "duplicates": len(events) - len(fresh)})
 
     async def _unclaim(self, keys: list[str]) -> None:
@@ -147,18 +153,32 @@ class Producer:
         except BrokerUnavailable:
             log.warning("! %d idempotency keys stay claimed: the store is unavailable", len(keys))
 
-    async def _to_outbox(self, events: list[ProducerEvent]) -> None:
-        """Write push events to the webhook outbox first: a 200 means they are durable."""
+    async def _to_outbox(self, fresh: list[ProducerEvent], repeats: list[ProducerEvent]) -> None:
+        """Write the published push events to the webhook outbox: a 200 means durable.
+
+        ``repeats`` (keyed events already claimed) are written too: a no-op when their
+        first publish wrote them, the one write when it published and then failed here.
+
+        Raises:
+            OutboxUnavailable: the outbox cannot be written (the events are published).
+        """
         if self._outbox is None:
             return
-        push = [(e.channel, e.data) for e in events if is_push_channel(e.channel)]
+        push = [
+            PushEvent(e.channel, e.data, e.idempotency_key)
+            for e in (*fresh, *repeats)
+            if is_push_channel(e.channel)
+        ]
         if not push:
             return
         try:
             await self._outbox.enqueue_push(push)
         except Exception as exc:
-            log.exception("! webhook outbox write failed; the batch is refused")
-            raise OutboxUnavailable("the webhook outbox cannot be written; retry") from exc
+            log.exception("! webhook outbox write failed after the publish; answering 503")
+            raise OutboxUnavailable(
+                "published, but the webhook outbox cannot be written: retry; events with an"
+                " idempotency_key are not published again"
+            ) from exc
 
     async def _outgoing(self, events: list[ProducerEvent]) -> tuple[list[Outgoing], list[int]]:
         """One publication per event; a tenant-wide notice becomes one per connected sub-user.
@@ -179,21 +199,29 @@ class Producer:
                 origins.append(event.index)
         return out, origins
 
-    async def _fresh(self, events: list[ProducerEvent]) -> list[ProducerEvent]:
-        """Drop events whose idempotency key was seen, before or earlier in the batch."""
+    async def _fresh(
+        self, events: list[ProducerEvent]
+    ) -> tuple[list[ProducerEvent], list[ProducerEvent]]:
+        """Split off events whose idempotency key was seen: before (the second list) or
+        earlier in the batch (dropped)."""
         keys = _keys(events)
         if not keys:
-            return events
+            return events, []
         seen = await self._idempotency.seen(keys)
-        fresh = []
+        fresh: list[ProducerEvent] = []
+        repeats: list[ProducerEvent] = []
+        in_batch: set[str] = set()
         for event in events:
             key = event.idempotency_key
             if key is not None:
                 if key in seen:
+                    repeats.append(event)
                     continue
-                seen.add(key)
+                if key in in_batch:
+                    continue
+                in_batch.add(key)
             fresh.append(event)
-        return fresh
+        return fresh, repeats
 
 
 def _keys(events: list[ProducerEvent]) -> list[str]:

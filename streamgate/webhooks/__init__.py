@@ -19,7 +19,13 @@ from streamgate.webhooks.schedule import (
     parse_schedule,
     should_disable,
 )
-from streamgate.webhooks.signing import headers, new_message_id, new_secret, sign
+from streamgate.webhooks.signing import (
+    headers,
+    keyed_message_id,
+    new_message_id,
+    new_secret,
+    sign,
+)
 from streamgate.webhooks.targets import (
     TargetRefused,
     TargetUnresolvable,
@@ -38,6 +44,7 @@ __all__ = [
     "created_at",
     "event_matches",
     "headers",
+    "keyed_message_id",
     "new_message_id",
     "new_secret",
     "next_delay",

@@ -17,6 +17,9 @@ timestamp is taken at each attempt and the headers are computed anew for each.
 Message ids are ``msg_`` + 26 characters of Crockford base32 (ULID layout: 48 bits of
 Unix milliseconds, then 80 bits that start random and are incremented for further ids
 within the same millisecond of this process), so they sort by creation time as strings.
+An event with an idempotency key gets :func:`keyed_message_id` instead: derived from its
+tenant and key, the same on every node and every retry of the publish, so a receiver can
+de-duplicate by ``webhook-id`` (those ids are not time-ordered).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ __all__ = [
     "SECRET_BYTES",
     "SECRET_PREFIX",
     "headers",
+    "keyed_message_id",
     "new_message_id",
     "new_secret",
     "secret_key",
@@ -147,3 +151,21 @@ _ids = _MessageIds()
 def new_message_id() -> str:
     """``msg_`` + a 26-character time-ordered unique id (ULID layout, module docstring)."""
     return _ids.next()
+
+
+_KEYED_DOMAIN: Final = b"streamgate webhook-id v1\n"
+
+
+def keyed_message_id(tenant: str, idempotency_key: str) -> str:
+    """``msg_`` + 26 Crockford base32 characters of SHA-256 over the tenant and the key.
+
+    One event (one tenant's idempotency key) has one id on every node, retry and race;
+    the tenant is part of it because ids are unique across tenants. A tenant name has
+    no newline, so ``tenant + "\\n" + key`` is unambiguous.
+    """
+    digest = hashlib.sha256(
+        _KEYED_DOMAIN + tenant.encode() + b"\n" + idempotency_key.encode("utf-8", "surrogatepass")
+    ).digest()
+    value = int.from_bytes(digest[:16], "big")  # 128 bits, like a ULID
+    chars = [_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5)]
+    return MESSAGE_ID_PREFIX + "".join(chars)
