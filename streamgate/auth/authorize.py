@@ -6,6 +6,18 @@ PROTOCOL.md section 2, "Getting the bearer": the body is
 UTF-8 bytes of ``AUTHORIZE|{timestamp_ms}|{nonce}``. 200 ``{token, user_id}``, the token
 lasting ``bearer_ttl`` (7 days); else 400 ``{error_code, error_message}``.
 
+A wallet that signs the Aptos wallet-standard form (Ekiden's SDK example for a root
+account) sends what it signed as the optional ``full_message``:
+``APTOS\nmessage: AUTHORIZE|{timestamp_ms}|{nonce}\n[address: ...\n][application: ...\n]
+[chainId: ...\n]nonce: {nonce}``. The signature is then over its UTF-8 bytes; its
+``message:`` and ``nonce:`` lines must equal the body's and nothing else may be in it
+(2001 otherwise, as for a bad signature: the message proves nothing else).
+
+Signatures are checked by libsodium (PyNaCl), which refuses what RFC 8032's checks refuse
+and OpenSSL lets through: small-order and non-canonical public keys (with them, an
+identity-R, zero-S signature verifies for any message, so a handful of fixed
+``user_id`` values would be anyone's), non-canonical ``S``.
+
 :meth:`Authorizer.authorize` checks, in this order, and refuses with the first failure:
 
 ====  ======  ==============================================================
@@ -45,8 +57,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.signing import VerifyKey
 
 from streamgate.auth.accounts import account_address, parse_hex
 from streamgate.auth.limits import NonceRegistry, WindowLimiter
@@ -66,6 +78,7 @@ __all__ = [
     "Authorized",
     "Authorizer",
     "authorize_message",
+    "wallet_message_ok",
 ]
 
 INVALID_REQUEST = 2000
@@ -77,6 +90,8 @@ NOT_FOUND = 2004
 MAX_NONCE_CHARS = 128
 MAX_BODY_BYTES = 8192
 _FIELDS = ("public_key", "signature", "timestamp_ms", "nonce")
+# Lines a wallet-standard full message may hold between ``message:`` and ``nonce:``, in order.
+_WALLET_LINES = ("address: ", "application: ", "chainId: ")
 _STATUS = {RATE_LIMIT_EXCEEDED: 429, NOT_FOUND: 404}
 
 
@@ -124,12 +139,33 @@ def authorize_message(timestamp_ms: int, nonce: str) -> bytes:
     return f"AUTHORIZE|{timestamp_ms}|{nonce}".encode()
 
 
+def wallet_message_ok(full_message: str, timestamp_ms: int, nonce: str) -> bool:
+    """True when ``full_message`` is the wallet-standard form of this request, nothing else."""
+    lines = full_message.split("\n")
+    if len(lines) < 3 or lines[0] != "APTOS" or lines[-1] != f"nonce: {nonce}":
+        return False
+    if lines[1] != f"message: {authorize_message(timestamp_ms, nonce).decode()}":
+        return False
+    # Each optional line at most once, in the standard's order, with a value: every line
+    # must match a prefix later than the one the line before it matched.
+    rest = iter(_WALLET_LINES)
+    return all(any(line.startswith(p) and len(line) > len(p) for p in rest) for line in lines[2:-1])
+
+
 @dataclass(frozen=True, slots=True)
 class _Request:
     public_key: bytes
     signature: bytes
     timestamp_ms: int
     nonce: str
+    full_message: str | None = None
+
+    @property
+    def signed(self) -> bytes:
+        """The bytes the signature must cover."""
+        if self.full_message is not None:
+            return self.full_message.encode()
+        return authorize_message(self.timestamp_ms, self.nonce)
 
 
 def _invalid(detail: str) -> AuthorizeError:
@@ -162,7 +198,10 @@ def _parse(body: bytes) -> _Request:
     nonce = data["nonce"]
     if not isinstance(nonce, str) or not 1 <= len(nonce) <= MAX_NONCE_CHARS:
         raise _invalid(f"nonce must be a string of 1 to {MAX_NONCE_CHARS} characters")
-    return _Request(public_key, signature, timestamp_ms, nonce)
+    full_message = data.get("full_message")
+    if full_message is not None and not isinstance(full_message, str):
+        raise _invalid("full_message must be a string")
+    return _Request(public_key, signature, timestamp_ms, nonce, full_message)
 
 
 class Authorizer:
@@ -220,12 +259,17 @@ class Authorizer:
                 f"signature expired: timestamp_ms is {skew:+.0f} s from server time "
                 f"(allowed: {self._window:g} s either side)",
             )
-        message = authorize_message(request.timestamp_ms, request.nonce)
-        try:
-            Ed25519PublicKey.from_public_bytes(request.public_key).verify(
-                request.signature, message
+        if request.full_message is not None and not wallet_message_ok(
+            request.full_message, request.timestamp_ms, request.nonce
+        ):
+            raise AuthorizeError(
+                AUTHENTICATION_FAILED,
+                "authentication failed: full_message is not the wallet-standard form of "
+                "AUTHORIZE|{timestamp_ms}|{nonce} with this request's timestamp_ms and nonce",
             )
-        except (InvalidSignature, ValueError):
+        try:
+            VerifyKey(request.public_key).verify(request.signed, request.signature)
+        except (BadSignatureError, CryptoError, ValueError):
             raise AuthorizeError(AUTHENTICATION_FAILED, "authentication failed") from None
         key = hashlib.sha256(request.public_key + request.nonce.encode()).digest()
         if key in self._nonces:

@@ -54,7 +54,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import orjson
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
@@ -62,6 +61,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
+from streamgate.core import exact_json
 from streamgate.errors import BrokerUnavailable
 from streamgate.hub.books import SNAPSHOT, OrderBook, chain_refusal
 from streamgate.hub.channels import is_book_channel, market_of
@@ -362,7 +362,7 @@ class RedisBroker:
             keys.extend(self._keys(item.channel))
             keys.append(self._book_key(item.channel))
             args.append(self._chan(item.channel))
-            args.append(orjson.dumps(item.data))
+            args.append(exact_json.dumps(item.data))
             args.append(_book_op(item.channel, item.data, now))
         with unavailable_on_error():
             rows = await self._publish_script(keys=keys, args=args)
@@ -423,7 +423,7 @@ class RedisBroker:
             ts_ms = int(fields[b"t"])
             if offset != expected or ts_ms < cutoff:
                 return None
-            pubs.append(Publication(channel, offset, epoch, orjson.loads(fields[b"d"]), ts_ms))
+            pubs.append(Publication(channel, offset, epoch, exact_json.loads(fields[b"d"]), ts_ms))
             expected += 1
         return pubs, position
 
@@ -637,7 +637,7 @@ class RedisBroker:
                 top, data = line.split(b" ", 1)
                 offset = int(top)
                 if offset > after:
-                    pubs.append(Publication(channel, offset, epoch, orjson.loads(data), ts_ms))
+                    pubs.append(Publication(channel, offset, epoch, exact_json.loads(data), ts_ms))
             if not pubs:
                 return
             self._last[channel] = pubs[-1].position

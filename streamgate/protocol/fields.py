@@ -13,13 +13,18 @@ import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
+from streamgate.core.exact_json import JsonNumber
+
 __all__ = [
+    "U64_MAX",
     "FieldError",
+    "Number",
     "boolean",
     "channel_id",
     "choice",
     "data_object",
     "integer",
+    "is_number",
     "join",
     "number",
     "objects",
@@ -28,6 +33,7 @@ __all__ = [
     "side",
     "stamps",
     "string",
+    "trade_id",
 ]
 
 
@@ -71,12 +77,36 @@ def integer(obj: dict[str, Any], name: str, path: str, *, minimum: int | None = 
     return value
 
 
-def number(obj: dict[str, Any], name: str, path: str) -> int | float:
-    """A required integer or float (not a boolean)."""
+Number = int | float | JsonNumber
+
+
+def is_number(value: Any) -> bool:
+    """A JSON number: an integer (not a boolean), a float, or a literal kept exact."""
+    return isinstance(value, int | float | JsonNumber) and not isinstance(value, bool)
+
+
+def number(obj: dict[str, Any], name: str, path: str) -> Number:
+    """A required JSON number, returned as sent (a fraction stays its literal text)."""
     value, where = required(obj, name, path)
-    if not isinstance(value, int | float) or isinstance(value, bool):
+    if not is_number(value):
         raise FieldError(where, f"{where} must be a number")
-    return value
+    return value  # type: ignore[no-any-return]
+
+
+U64_MAX = 2**64 - 1
+
+
+def trade_id(obj: dict[str, Any], name: str, path: str) -> int | str:
+    """A trade id: an unsigned 64-bit integer (as the stream's trade docs type it) or a
+    non-empty string; passed on as sent."""
+    value, where = required(obj, name, path)
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= U64_MAX:
+        return value
+    raise FieldError(
+        where, f"{where} must be an unsigned 64-bit integer (0..{U64_MAX}) or a non-empty string"
+    )
 
 
 def string(obj: dict[str, Any], name: str, path: str) -> str:

@@ -22,6 +22,7 @@ from streamgate.protocol.fields import (
     side,
     stamps,
     string,
+    trade_id,
 )
 
 __all__ = ["market_event"]
@@ -107,7 +108,7 @@ def _trades(data: dict[str, Any], market: str, now_ms: int) -> dict[str, Any]:
         trade_side = side(trade, at)
         trades.append(
             {
-                "id": string(trade, "id", at),
+                "id": trade_id(trade, "id", at),
                 "side": trade_side,
                 "price": integer(trade, "price", at, minimum=1),
                 "size": integer(trade, "size", at, minimum=1),

@@ -15,6 +15,7 @@ from typing import Any
 from streamgate.hub.channels import private_channel
 from streamgate.protocol.fields import (
     FieldError,
+    Number,
     boolean,
     channel_id,
     choice,
@@ -64,9 +65,9 @@ def _user_id(value: Any) -> str:
     return channel_id(value, "user_id", MAX_USER_ID)
 
 
-def _positive(obj: dict[str, Any], name: str, path: str) -> int | float:
+def _positive(obj: dict[str, Any], name: str, path: str) -> Number:
     value = number(obj, name, path)
-    if value <= 0:
+    if float(value) <= 0:
         where = join(path, name)
         raise FieldError(where, f"{where} must be > 0")
     return value

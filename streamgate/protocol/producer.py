@@ -45,6 +45,7 @@ from typing import Any
 
 import orjson
 
+from streamgate.core import exact_json
 from streamgate.errors import BookRefused, ProducerRefusal
 from streamgate.hub.books import check_chain
 from streamgate.protocol.fields import FieldError
@@ -114,9 +115,9 @@ def parse_batch(body: bytes, *, now_ms: int, max_events: int = MAX_EVENTS) -> li
         ProducerRefusal: the first problem found; nothing of the batch may be published.
     """
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise ProducerRefusal("INVALID_JSON", "the body is not valid JSON") from None
+        doc = exact_json.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProducerRefusal("INVALID_JSON", f"the body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise ProducerRefusal("INVALID_BATCH", "the body must be an object", field="events")
     events = doc.get("events")

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from streamgate.core import exact_json
 from streamgate.hub.publication import Publication, StreamPosition
 
 __all__ = [
@@ -86,7 +87,7 @@ def encode_connected(user_id: str, ts_ms: int, recovered: bool | None) -> bytes:
 def encode_push(pub: Publication) -> bytes:
     """Encode one push: ``pub.data`` is ``{"event": name, "data": {...}}``."""
     payload = pub.data
-    return orjson.dumps(
+    return exact_json.dumps(
         {
             "event": payload["event"],
             "data": payload["data"],

@@ -17,12 +17,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from streamgate.core.text import shown
 from streamgate.hub.channels import is_tenant_name, push_channel, push_tenant_prefix
 from streamgate.protocol.fields import (
     FieldError,
     channel_id,
     data_object,
     integer,
+    is_number,
     join,
     objects,
     only,
@@ -105,7 +107,9 @@ def push_event(event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     name = event.get("event")
     if not isinstance(name, str) or name not in _PUSH:
         raise FieldError(
-            "event", f"unknown event {name!r}: one of {', '.join(PUSH_EVENTS)}", "UNKNOWN_EVENT"
+            "event",
+            f"unknown event {shown(name)}: one of {', '.join(PUSH_EVENTS)}",
+            "UNKNOWN_EVENT",
         )
     only(event, _PUSH_FIELDS, "")
     tenant = _tenant(event.get("tenant"))
@@ -212,7 +216,18 @@ def _matching(pattern: re.Pattern[str], what: str, max_len: int = 100) -> _Check
     return check
 
 
-_decimal = _matching(_DECIMAL, 'a decimal string such as "12.50" (>= 0)')
+def _amount(obj: dict[str, Any], name: str, path: str) -> Any:
+    """An amount >= 0: a JSON number as the push API's OpenAPI types it, or a decimal
+    string (PROTOCOL.md section 1); either passed on exactly as sent."""
+    value, where = required(obj, name, path)
+    if isinstance(value, str):
+        if len(value) <= 100 and _DECIMAL.fullmatch(value):
+            return value
+    elif is_number(value) and float(value) >= 0:
+        return value
+    raise FieldError(where, f'{where} must be a number or a decimal string such as "12.50" (>= 0)')
+
+
 _integer_text = _matching(_INTEGER, 'a string of an integer >= 0, such as "1500"')
 _steam_id = _matching(_STEAM_ID, "a SteamID64, a string of digits")
 _https_url = _matching(_HTTPS_URL, "an https:// URL", 2048)
@@ -256,15 +271,15 @@ _DEPOSIT_TRANSFER: _Shape = (
     ("status", _one_of("pending")),
     (
         "transfer",
-        _nested((("txHash", _str_or_null), ("amount", _decimal), ("chain", _str_or_null))),
+        _nested((("txHash", _str_or_null), ("amount", _amount), ("chain", _str_or_null))),
     ),
 )
 _DEPOSIT_PENDING: _Shape = (("depositId", string), *_ONCHAIN, ("amountWei", _integer_text))
 _GATEWAY_COMPLETED: _Shape = (
     ("fundingId", string),
     ("status", _one_of("completed")),
-    ("payAmountToken", _decimal),
-    ("receiveAmountUsd", _decimal),
+    ("payAmountToken", _amount),
+    ("receiveAmountUsd", _amount),
     ("completedAt", _timestamp),
 )
 _CRYPTO_COMPLETED: _Shape = (
@@ -291,7 +306,7 @@ _NOTICE: _Shape = (("severity", _one_of(*NOTICE_SEVERITIES)), ("message", string
 _TRADE_ITEM: _Shape = (
     ("id", string),
     ("name", string),
-    ("price", _decimal),
+    ("price", _amount),
     ("status", _one_of(*TRADE_ITEM_STATUSES)),
     ("error?", _nested((("code", _one_of(*TRADE_ITEM_ERROR_CODES)), ("message?", string)))),
 )
@@ -308,7 +323,7 @@ _TRADE: _Shape = (
     ("game", string),
     ("items", _trade_items),
     ("summary", _nested((("total", _count), *((n, _count) for n in _SUMMARY_COUNTS)))),
-    ("totalPrice", _decimal),
+    ("totalPrice", _amount),
     ("currency", _one_of("USD", "EUR")),
     ("holdEndDate?", _timestamp),
     ("settledAt?", _timestamp),

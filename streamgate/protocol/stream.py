@@ -24,10 +24,17 @@ carries out the :data:`Command` it returns, then encodes the reply with the
 ``UNAVAILABLE``            the broker cannot serve the subscribe now; retry
 =========================  ==================================================
 
-A refused subscribe or unsubscribe changes nothing (it is all or nothing). A client
-whose frames are refused more than ``abuse_refusals`` times within ``abuse_window``
-seconds is abusive: the session answers :class:`Abort` and the server closes with
-1008.
+Ops of one connection take effect in the order they were sent (PROTOCOL.md section 2):
+:meth:`StreamSession.receive_text` checks only what a frame says by itself (JSON, fields,
+``resume``); whether its topics may be subscribed depends on the ops before it (a
+pipelined ``auth`` may not be answered yet), so the server asks :meth:`StreamSession.admit`
+when it carries the command out, in order. A subscribe or unsubscribe naming some topics
+that cannot be taken takes the others: :class:`Admitted` lists them and carries one
+refusal (with ``topics``, the refused ones) for the rest.
+
+A client whose frames are refused more than ``abuse_refusals`` times within
+``abuse_window`` seconds is abusive: the session answers :class:`Abort` and the server
+closes with 1008.
 """
 
 from __future__ import annotations
@@ -37,11 +44,13 @@ from typing import Any
 
 import orjson
 
+from streamgate.core import exact_json
 from streamgate.hub.publication import Publication, StreamPosition
 from streamgate.protocol.topics import is_private_topic, is_public_topic
 
 __all__ = [
     "Abort",
+    "Admitted",
     "Auth",
     "Command",
     "Ping",
@@ -71,10 +80,11 @@ class StreamLimits:
 
 @dataclass(frozen=True, slots=True)
 class Subscribe:
+    """A subscribe as sent; :meth:`StreamSession.admit` judges its topics."""
+
     topics: tuple[str, ...]
     req_id: str | None
     resume: dict[str, StreamPosition] = field(default_factory=dict)
-    already: frozenset[str] = frozenset()  # of ``topics``, those subscribed before
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +110,7 @@ class Refusal:
     code: str
     detail: str
     req_id: str | None = None
+    topics: tuple[str, ...] = ()  # the refused topics of a partly taken (un)subscribe
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +122,20 @@ class Abort:
 
 
 Command = Subscribe | Unsubscribe | Ping | Auth | Refusal | Abort
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What a subscribe or unsubscribe takes: its ``topics``, and a refusal for the rest.
+
+    ``already`` (subscribe only) holds the topics of ``topics`` subscribed before it.
+    With no ``topics`` the op takes nothing and ``refusal`` is its only answer.
+    """
+
+    topics: tuple[str, ...]
+    refusal: Refusal | Abort | None = None
+    already: frozenset[str] = frozenset()
+
 
 _OPS = ("subscribe", "unsubscribe", "auth", "ping")
 
@@ -199,14 +224,16 @@ class StreamSession:
         self._tokens = tokens - 1.0
         return True
 
-    def _refuse(self, now: float, code: str, detail: str, req_id: str | None) -> Command:
+    def _refuse(
+        self, now: float, code: str, detail: str, req_id: str | None, topics: tuple[str, ...] = ()
+    ) -> Refusal | Abort:
         if now - self._window_start > self.limits.abuse_window:
             self._window_start = now
             self._refusals = 0
         self._refusals += 1
         if self._refusals > self.limits.abuse_refusals:
             return Abort(1008, "Too many refused requests")
-        return Refusal(code, detail, req_id)
+        return Refusal(code, detail, req_id, topics)
 
     def _command(self, msg: dict[str, Any], req_id: str | None) -> Command:
         op = msg.get("op")
@@ -215,21 +242,10 @@ class StreamSession:
         if not isinstance(op, str):
             raise _Refused("INVALID_FIELD", "op must be a string")
         if op == "subscribe":
-            topics = self._topics(msg)
-            resume = _resume(msg.get("resume"), topics)
-            new = self.topics.union(topics)
-            if len(new) > self.limits.max_subscriptions:
-                raise _Refused(
-                    "TOO_MANY_SUBSCRIPTIONS",
-                    f"at most {self.limits.max_subscriptions} subscriptions per connection",
-                )
-            already = frozenset(t for t in topics if t in self.topics)
-            self.topics = new
-            return Subscribe(topics, req_id, resume, already)
+            topics = _topics(msg)
+            return Subscribe(topics, req_id, _resume(msg.get("resume"), topics))
         if op == "unsubscribe":
-            topics = self._topics(msg)
-            self.topics.difference_update(topics)
-            return Unsubscribe(topics, req_id)
+            return Unsubscribe(_topics(msg), req_id)
         if op == "ping":
             ts = msg.get("ts")
             if ts is not None and (not isinstance(ts, int) or isinstance(ts, bool)):
@@ -246,31 +262,68 @@ class StreamSession:
             return Auth(bearer, req_id)
         raise _Refused("UNKNOWN_OP", f"op must be one of {', '.join(_OPS)}")
 
-    def _topics(self, msg: dict[str, Any]) -> tuple[str, ...]:
-        args = msg.get("args")
-        if args is None:
-            raise _Refused("MISSING_FIELD", "args is required")
-        if not isinstance(args, list) or not args:
-            raise _Refused("INVALID_FIELD", "args must be a non-empty array of topics")
-        for topic in args:
-            if not isinstance(topic, str):
-                raise _Refused("INVALID_FIELD", "args must contain only strings")
-            self._check_topic(topic)
-        return tuple(dict.fromkeys(args))
-
-    def _check_topic(self, topic: str) -> None:
+    def _topic_refusal(self, topic: str) -> tuple[str, str] | None:
+        """Why ``topic`` cannot be (un)subscribed now, as (code, detail); None if it can."""
         if is_public_topic(topic):
             if self.private:
-                raise _Refused("TOPIC_NOT_ALLOWED", f"{topic!r} is a public topic; use /ws/public")
+                return "TOPIC_NOT_ALLOWED", f"{topic!r} is a public topic; use /ws/public"
         elif is_private_topic(topic):
             if not self.private:
-                raise _Refused(
-                    "TOPIC_NOT_ALLOWED", f"{topic!r} is a private topic; use /ws/private"
-                )
+                return "TOPIC_NOT_ALLOWED", f"{topic!r} is a private topic; use /ws/private"
             if self.user_id is None:
-                raise _Refused("UNAUTHORIZED", f"{topic!r} needs a successful auth first")
+                return "UNAUTHORIZED", f"{topic!r} needs a successful auth first"
         else:
-            raise _Refused("INVALID_TOPIC", f"{topic!r} matches no topic pattern")
+            return "INVALID_TOPIC", f"{topic!r} matches no topic pattern"
+        return None
+
+    # -- carrying out, in order ------------------------------------------------------
+
+    def admit(self, cmd: Subscribe | Unsubscribe, now: float) -> Admitted:
+        """Judge ``cmd``'s topics against the state the ops before it left; apply it.
+
+        Call it when the command is carried out, after every op sent before it. A topic
+        that matches no pattern, belongs to the other endpoint, needs an ``auth`` not yet
+        succeeded, or would pass ``max_subscriptions`` is refused; the others are taken
+        (added to or removed from :attr:`topics`).
+        """
+        subscribe = isinstance(cmd, Subscribe)
+        taken: list[str] = []
+        refused: list[tuple[str, str, str]] = []
+        already = set()
+        for topic in cmd.topics:
+            why = self._topic_refusal(topic)
+            if why is None and subscribe:
+                if topic in self.topics:
+                    already.add(topic)
+                elif len(self.topics) >= self.limits.max_subscriptions:
+                    limit = self.limits.max_subscriptions
+                    why = "TOO_MANY_SUBSCRIPTIONS", f"at most {limit} subscriptions per connection"
+                else:
+                    self.topics.add(topic)
+            if why is not None:
+                refused.append((topic, *why))
+            else:
+                taken.append(topic)
+        if not subscribe:
+            self.topics.difference_update(taken)
+        refusal = None
+        if refused:
+            code = refused[0][1]
+            detail = "; ".join(dict.fromkeys(d for _, _, d in refused))
+            refusal = self._refuse(now, code, detail, cmd.req_id, tuple(t for t, _, _ in refused))
+        return Admitted(tuple(taken), refusal, frozenset(already))
+
+
+def _topics(msg: dict[str, Any]) -> tuple[str, ...]:
+    """The ``args`` of a subscribe or unsubscribe: strings, duplicates counted once."""
+    args = msg.get("args")
+    if args is None:
+        raise _Refused("MISSING_FIELD", "args is required")
+    if not isinstance(args, list) or not args:
+        raise _Refused("INVALID_FIELD", "args must be a non-empty array of topics")
+    if not all(isinstance(topic, str) for topic in args):
+        raise _Refused("INVALID_FIELD", "args must contain only strings")
+    return tuple(dict.fromkeys(args))
 
 
 def _resume(raw: Any, topics: tuple[str, ...]) -> dict[str, StreamPosition]:
@@ -316,11 +369,19 @@ def encode_unsubscribed(topics: tuple[str, ...], req_id: str | None) -> bytes:
 
 
 def encode_pong(server_ts: int, client_ts: int | None, req_id: str | None) -> bytes:
-    return _with_req_id({"op": "pong", "server_ts": server_ts, "client_ts": client_ts}, req_id)
+    """Encode a pong; ``client_ts`` is omitted when the ping had no ``ts`` (PROTOCOL.md 2)."""
+    msg: dict[str, Any] = {"op": "pong", "server_ts": server_ts}
+    if client_ts is not None:
+        msg["client_ts"] = client_ts
+    return _with_req_id(msg, req_id)
 
 
-def encode_error(code: str, detail: str, req_id: str | None) -> bytes:
-    return _with_req_id({"op": "error", "message": code, "detail": detail}, req_id)
+def encode_error(code: str, detail: str, req_id: str | None, topics: tuple[str, ...] = ()) -> bytes:
+    """Encode an error frame; ``topics`` (extension ``args``) names refused topics."""
+    msg: dict[str, Any] = {"op": "error", "message": code, "detail": detail}
+    if topics:
+        msg["args"] = list(topics)
+    return _with_req_id(msg, req_id)
 
 
 def encode_auth(
@@ -337,7 +398,7 @@ def encode_auth(
 
 def encode_event(topic: str, pub: Publication) -> bytes:
     """Encode one event frame with the offset/epoch/server_ts_ms extensions."""
-    return orjson.dumps(
+    return exact_json.dumps(
         {
             "op": "event",
             "topic": topic,

@@ -139,7 +139,7 @@ class StreamHandler:
 
     def _reply_now(self, cmd: sp.Refusal | sp.Ping) -> None:
         if isinstance(cmd, sp.Refusal):
-            self.conn.send(sp.encode_error(cmd.code, cmd.detail, cmd.req_id))
+            self.conn.send(sp.encode_error(cmd.code, cmd.detail, cmd.req_id, cmd.topics))
         else:
             self.conn.send(sp.encode_pong(time.time_ns(), cmd.client_ts, cmd.req_id))
 
@@ -163,18 +163,31 @@ class StreamHandler:
             self._task = None
 
     async def _subscribe(self, cmd: sp.Subscribe) -> None:
-        self.session.topics.update(cmd.topics)
-        catchups = await self._join(cmd.topics, cmd.resume, cmd.already, cmd.req_id)
-        if catchups is None or self.conn.closing:
+        admitted = self.session.admit(cmd, time.monotonic())
+        if self._aborted(admitted):
             return
-        recovered = {
-            topic: bool(c.recovered)
-            for topic, c in zip(cmd.topics, catchups, strict=True)
-            if c.recovered is not None
-        }
-        self.conn.send(sp.encode_subscribed(cmd.topics, cmd.req_id, recovered))
+        catchups: list[Catchup] = []
+        if admitted.topics:
+            joined = await self._join(admitted.topics, cmd.resume, admitted.already, cmd.req_id)
+            if joined is None or self.conn.closing:
+                return
+            catchups = joined
+            recovered = {
+                topic: bool(c.recovered)
+                for topic, c in zip(admitted.topics, catchups, strict=True)
+                if c.recovered is not None
+            }
+            self.conn.send(sp.encode_subscribed(admitted.topics, cmd.req_id, recovered))
+        if isinstance(admitted.refusal, sp.Refusal):
+            self._reply_now(admitted.refusal)  # after the ack, before the catch-up
         for catchup in catchups:
             self.endpoint.hub.go_live(catchup)
+
+    def _aborted(self, admitted: sp.Admitted) -> bool:
+        if isinstance(admitted.refusal, sp.Abort):
+            self.conn.close(admitted.refusal.code, admitted.refusal.reason)
+            return True
+        return False
 
     async def _join(
         self,
@@ -205,13 +218,19 @@ class StreamHandler:
         return catchups
 
     def _unsubscribe(self, cmd: sp.Unsubscribe) -> None:
+        admitted = self.session.admit(cmd, time.monotonic())
+        if self._aborted(admitted):
+            return
         user = self.session.user_id
-        for topic in cmd.topics:
+        for topic in admitted.topics:
             if self._suspended is not None:
                 self._suspended.pop(topic, None)
             if not self.endpoint.private or user is not None:
                 self.endpoint.hub.unsubscribe(self.endpoint.channel(topic, user), self.conn)
-        self.conn.send(sp.encode_unsubscribed(cmd.topics, cmd.req_id))
+        if admitted.topics:
+            self.conn.send(sp.encode_unsubscribed(admitted.topics, cmd.req_id))
+        if isinstance(admitted.refusal, sp.Refusal):
+            self._reply_now(admitted.refusal)
 
     # -- private stream: auth and expiry ----------------------------------------------------
 

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final
 
-import orjson
-
+from streamgate.core import exact_json
+from streamgate.core.text import shown
 from streamgate.protocol.push_events import PUSH_EVENTS
 
 __all__ = [
@@ -61,7 +61,7 @@ def webhook_body(
     }
     if sub_user is not None:
         body["subUser"] = sub_user
-    return orjson.dumps(body)
+    return exact_json.dumps(body)
 
 
 def created_at(ts_ms: int) -> str:
@@ -97,7 +97,7 @@ def check_event_types(values: Sequence[str]) -> tuple[str, ...]:
     for value in values:
         if not isinstance(value, str) or value not in _KNOWN:
             raise ValueError(
-                f"eventTypes: unknown event {str(value)[:80]!r}; an event name such as "
+                f"eventTypes: unknown event {shown(value, 80)}; an event name such as "
                 f"'deposit.completed' or one of {', '.join(sorted(_WILDCARDS))}"
             )
     return tuple(dict.fromkeys(values))

@@ -18,6 +18,7 @@ from streamgate.auth.authorize import (
     AuthorizeError,
     Authorizer,
     authorize_message,
+    wallet_message_ok,
 )
 from streamgate.auth.settings import AuthSettings
 from streamgate.auth.tokens import BearerVerifier, TokenIssuer
@@ -450,3 +451,106 @@ def test_error_type() -> None:
     assert AuthorizeError(2003, "slow down", retry_after=5).status == 429
     assert AuthorizeError(2000, "bad").status == 400
     assert AuthorizeError(2001, "x", status=401).status == 401
+
+
+# -- the Aptos wallet-standard full_message (PROTOCOL.md section 2) ------------------------
+
+
+def wallet_body(signer: Signer, full: str, nonce: str = "k3j9x") -> bytes:
+    fields = signer.fields(NOW_MS, nonce)
+    fields["signature"] = "0x" + signer.private.sign(full.encode()).hex()
+    return orjson.dumps({**fields, "full_message": full})
+
+
+def test_a_wallet_signed_full_message_authorizes_as_the_sdk_example_sends_it(
+    authorizer: Authorizer, signer: Signer
+) -> None:
+    full = f"APTOS\nmessage: AUTHORIZE|{NOW_MS}|k3j9x\nnonce: k3j9x"
+    result = authorizer.authorize(wallet_body(signer, full), IP)
+    assert result.user_id == account_address(signer.public)
+
+
+def test_the_optional_wallet_lines_are_accepted_in_order(
+    authorizer: Authorizer, signer: Signer
+) -> None:
+    full = (
+        f"APTOS\nmessage: AUTHORIZE|{NOW_MS}|k3j9x\naddress: 0xabc\n"
+        "application: https://app.example\nchainId: 1\nnonce: k3j9x"
+    )
+    assert authorizer.authorize(wallet_body(signer, full), IP).user_id
+
+
+@pytest.mark.parametrize(
+    "full",
+    [
+        f"APTOS\nmessage: AUTHORIZE|{NOW_MS + 1}|k3j9x\nnonce: k3j9x",  # other timestamp
+        f"APTOS\nmessage: AUTHORIZE|{NOW_MS}|other\nnonce: k3j9x",  # other nonce
+        f"APTOS\nmessage: AUTHORIZE|{NOW_MS}|k3j9x\nnonce: other",
+        f"APTOS\nmessage: AUTHORIZE|{NOW_MS}|k3j9x\nsend: 100 APT\nnonce: k3j9x",  # extra
+        f"APTOS\nmessage: AUTHORIZE|{NOW_MS}|k3j9x\nchainId: 1\naddress: 0x1\nnonce: k3j9x",
+        f"APTOS\nmessage: AUTHORIZE|{NOW_MS}|k3j9x\naddress: \nnonce: k3j9x",  # empty value
+        f"APTOS\nmessage: AUTHORIZE|{NOW_MS}|k3j9x\nnonce: k3j9x\n",  # trailing line
+        f"aptos\nmessage: AUTHORIZE|{NOW_MS}|k3j9x\nnonce: k3j9x",
+        f"AUTHORIZE|{NOW_MS}|k3j9x",
+    ],
+)
+def test_a_full_message_that_says_anything_else_is_refused(
+    authorizer: Authorizer, signer: Signer, full: str
+) -> None:
+    assert not wallet_message_ok(full, NOW_MS, "k3j9x")
+    with pytest.raises(AuthorizeError) as refused:
+        authorizer.authorize(wallet_body(signer, full), IP)  # signed, but not our message
+    assert refused.value.error_code == 2001
+
+
+def test_a_full_message_not_signed_is_refused(authorizer: Authorizer, signer: Signer) -> None:
+    full = f"APTOS\nmessage: AUTHORIZE|{NOW_MS}|n-1\nnonce: n-1"
+    body = signer.body(full_message=full)  # signature over the plain message, not full_message
+    with pytest.raises(AuthorizeError) as refused:
+        authorizer.authorize(body, IP)
+    assert refused.value.error_code == 2001
+
+
+def test_full_message_must_be_a_string(authorizer: Authorizer, signer: Signer) -> None:
+    with pytest.raises(AuthorizeError) as refused:
+        authorizer.authorize(signer.body(full_message=["APTOS"]), IP)
+    assert refused.value.error_code == 2000
+
+
+# -- keys nobody holds (RFC 8032 checks) ----------------------------------------------------
+
+# Small-order points of edwards25519, canonical and non-canonical encodings (as libsodium
+# lists them); with any of them an identity-R, zero-S signature verifies in OpenSSL.
+SMALL_ORDER_KEYS = [
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "0000000000000000000000000000000000000000000000000000000000000080",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+]
+IDENTITY_R_ZERO_S = "01" + "00" * 31 + "00" * 32
+
+
+@pytest.mark.parametrize("key", SMALL_ORDER_KEYS)
+def test_small_order_and_non_canonical_keys_never_authorize(
+    authorizer: Authorizer, key: str
+) -> None:
+    body = orjson.dumps(
+        {
+            "public_key": "0x" + key,
+            "signature": "0x" + IDENTITY_R_ZERO_S,
+            "timestamp_ms": NOW_MS,
+            "nonce": "forged",
+        }
+    )
+    with pytest.raises(AuthorizeError) as refused:
+        authorizer.authorize(body, IP)
+    assert refused.value.error_code == 2001

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streamgate.core import exact_json
 from streamgate.errors import ProducerRefusal
 from streamgate.hub.channels import (
     is_book_channel,
@@ -313,7 +314,8 @@ BAD: list[tuple[str, Any, str, Any, str | None]] = [
     ("deposit.transfer", transfer, "data.transfer", "0xab", None),
     ("deposit.transfer", transfer, "data.transfer.txHash", DELETE, None),
     ("deposit.transfer", transfer, "data.transfer.txHash", 5, None),
-    ("deposit.transfer", transfer, "data.transfer.amount", 25.5, None),
+    ("deposit.transfer", transfer, "data.transfer.amount", -25.5, None),
+    ("deposit.transfer", transfer, "data.transfer.amount", True, None),
     ("deposit.transfer", transfer, "data.transfer.amount", "-1", None),
     ("deposit.transfer", transfer, "data.transfer.amount", "1e3", None),
     ("deposit.transfer", transfer, "data.transfer.amount", "01.5", None),
@@ -339,7 +341,8 @@ BAD: list[tuple[str, Any, str, Any, str | None]] = [
     # deposit.completed, gateway-hosted
     ("deposit.completed", gateway_completed, "data.status", "pending", None),
     ("deposit.completed", gateway_completed, "data.payAmountToken", DELETE, None),
-    ("deposit.completed", gateway_completed, "data.payAmountToken", 25, None),
+    ("deposit.completed", gateway_completed, "data.payAmountToken", -25, None),
+    ("deposit.completed", gateway_completed, "data.payAmountToken", [25], None),
     ("deposit.completed", gateway_completed, "data.receiveAmountUsd", "25,12", None),
     ("deposit.completed", gateway_completed, "data.completedAt", DELETE, None),
     ("deposit.completed", gateway_completed, "data.completedAt", 1714564800000, None),
@@ -419,7 +422,7 @@ BAD: list[tuple[str, Any, str, Any, str | None]] = [
     ("trade.completed", trade, "data.items[0].id", DELETE, None),
     ("trade.completed", trade, "data.items[1].id", "it_0", None),
     ("trade.completed", trade, "data.items[0].name", "", None),
-    ("trade.completed", trade, "data.items[0].price", 12.4, None),
+    ("trade.completed", trade, "data.items[0].price", -12.4, None),
     ("trade.completed", trade, "data.items[0].price", DELETE, None),
     ("trade.completed", trade, "data.items[0].status", "hold", None),
     ("trade.completed", trade, "data.items[0].status", DELETE, None),
@@ -440,7 +443,7 @@ BAD: list[tuple[str, Any, str, Any, str | None]] = [
     ("trade.completed", trade, "data.summary.completed", DELETE, None),
     ("trade.completed", trade, "data.summary.failed", 1.5, None),
     ("trade.completed", trade, "data.summary.pending", 1, None),
-    ("trade.completed", trade, "data.totalPrice", 24.8, None),
+    ("trade.completed", trade, "data.totalPrice", False, None),
     ("trade.completed", trade, "data.totalPrice", DELETE, None),
     ("trade.completed", trade, "data.currency", "usd", None),
     ("trade.completed", trade, "data.currency", "GBP", None),
@@ -814,3 +817,33 @@ def test_a_field_of_the_other_deposit_variant_says_which_variant() -> None:
     r = refused(push("deposit.failed", {**crypto_failed(), "status": "failed"}))
     assert r.field == "data.status"
     assert "self-hosted crypto" in r.detail
+
+
+# -- numbers as the push API's OpenAPI types them, passed on exactly -----------------------
+
+EXACT = [b"25.500000", b"12345678901234567.89", b"0.1", b"1e3", b"0", b"18446744073709551616"]
+
+
+@pytest.mark.parametrize("literal", EXACT)
+def test_numeric_amounts_are_accepted_and_written_back_verbatim(literal: bytes) -> None:
+    data = gateway_completed()
+    data["payAmountToken"] = data["receiveAmountUsd"] = "__N__"
+    raw = body(push("deposit.completed", data)).replace(b'"__N__"', literal)
+    [ev] = parse_batch(raw, now_ms=NOW_MS)
+    out = exact_json.dumps(ev.data)
+    assert out.count(b'"payAmountToken":' + literal + b",") == 1
+    assert out.count(b'"receiveAmountUsd":' + literal + b",") == 1
+
+
+def test_transfer_amount_total_price_and_item_price_take_numbers() -> None:
+    data = transfer()
+    data["transfer"]["amount"] = "__N__"
+    raw = body(push("deposit.transfer", data)).replace(b'"__N__"', b"25.50")
+    [ev] = parse_batch(raw, now_ms=NOW_MS)
+    assert b'"amount":25.50,' in exact_json.dumps(ev.data)
+    t = trade()
+    t["totalPrice"] = t["items"][0]["price"] = "__N__"
+    raw = body(push("trade.completed", t)).replace(b'"__N__"', b"24.80")
+    [ev] = parse_batch(raw, now_ms=NOW_MS)
+    out = exact_json.dumps(ev.data)
+    assert b'"totalPrice":24.80,' in out and b'"price":24.80,' in out

@@ -10,6 +10,7 @@ import pytest
 from streamgate.hub.publication import Publication, StreamPosition
 from streamgate.protocol.stream import (
     Abort,
+    Admitted,
     Auth,
     Command,
     Ping,
@@ -37,11 +38,23 @@ def private(**limits: Any) -> StreamSession:
     return StreamSession(private=True, limits=StreamLimits(**limits))
 
 
-def send(session: StreamSession, msg: Any, now: float = NOW) -> Command:
+def parse(session: StreamSession, msg: Any, now: float = NOW) -> Command:
+    """The command a frame says by itself (no judgement of its topics)."""
     return session.receive_text(orjson.dumps(msg), now)
 
 
-def refusal(cmd: Command) -> Refusal:
+def send(session: StreamSession, msg: Any, now: float = NOW) -> Command | Admitted:
+    """Receive a frame and carry it out at once: (un)subscribes are admitted."""
+    cmd = parse(session, msg, now)
+    if isinstance(cmd, Subscribe | Unsubscribe):
+        return session.admit(cmd, now)
+    return cmd
+
+
+def refusal(cmd: Command | Admitted) -> Refusal:
+    if isinstance(cmd, Admitted):
+        assert not cmd.topics, cmd
+        return refusal(cmd.refusal)  # type: ignore[arg-type]
     assert isinstance(cmd, Refusal), cmd
     return cmd
 
@@ -51,19 +64,22 @@ def refusal(cmd: Command) -> Refusal:
 
 def test_subscribe_returns_topics_and_records_them() -> None:
     s = public()
-    cmd = send(s, {"op": "subscribe", "args": ["orderbook/A", "trade/A"], "req_id": "r1"})
+    cmd = parse(s, {"op": "subscribe", "args": ["orderbook/A", "trade/A"], "req_id": "r1"})
     assert cmd == Subscribe(("orderbook/A", "trade/A"), "r1", {})
+    assert s.topics == set()  # judged when carried out, in order
+    assert isinstance(cmd, Subscribe)
+    assert s.admit(cmd, NOW) == Admitted(("orderbook/A", "trade/A"))
     assert s.topics == {"orderbook/A", "trade/A"}
 
 
 def test_subscribe_without_req_id() -> None:
     s = public()
-    assert send(s, {"op": "subscribe", "args": ["ticker/A"]}) == Subscribe(("ticker/A",), None, {})
+    assert parse(s, {"op": "subscribe", "args": ["ticker/A"]}) == Subscribe(("ticker/A",), None, {})
 
 
 def test_subscribe_deduplicates_topics_keeping_order() -> None:
     s = public()
-    cmd = send(s, {"op": "subscribe", "args": ["trade/B", "trade/A", "trade/B"], "req_id": "x"})
+    cmd = parse(s, {"op": "subscribe", "args": ["trade/B", "trade/A", "trade/B"], "req_id": "x"})
     assert isinstance(cmd, Subscribe)
     assert cmd.topics == ("trade/B", "trade/A")
 
@@ -72,21 +88,22 @@ def test_subscribe_again_to_a_subscribed_topic_is_accepted() -> None:
     s = public()
     send(s, {"op": "subscribe", "args": ["trade/A"]})
     cmd = send(s, {"op": "subscribe", "args": ["trade/A"], "req_id": "again"})
-    assert cmd == Subscribe(("trade/A",), "again", {}, frozenset({"trade/A"}))
+    assert cmd == Admitted(("trade/A",), None, frozenset({"trade/A"}))
     assert s.topics == {"trade/A"}
 
 
 def test_unsubscribe_removes_topics() -> None:
     s = public()
     send(s, {"op": "subscribe", "args": ["trade/A", "trade/B"]})
+    assert parse(s, {"op": "unsubscribe", "args": ["trade/A"]}) == Unsubscribe(("trade/A",), None)
     cmd = send(s, {"op": "unsubscribe", "args": ["trade/A"], "req_id": "u"})
-    assert cmd == Unsubscribe(("trade/A",), "u")
+    assert cmd == Admitted(("trade/A",))
     assert s.topics == {"trade/B"}
 
 
 def test_unsubscribe_from_a_topic_not_subscribed_is_accepted() -> None:
     s = public()
-    assert send(s, {"op": "unsubscribe", "args": ["trade/Z"]}) == Unsubscribe(("trade/Z",), None)
+    assert send(s, {"op": "unsubscribe", "args": ["trade/Z"]}) == Admitted(("trade/Z",))
     assert s.topics == set()
 
 
@@ -109,7 +126,7 @@ def test_private_topic_after_authenticated() -> None:
     s.authenticated("0xabc")
     assert s.user_id == "0xabc"
     cmd = send(s, {"op": "subscribe", "args": ["order", "fill", "position"], "req_id": "s"})
-    assert cmd == Subscribe(("order", "fill", "position"), "s", {})
+    assert cmd == Admitted(("order", "fill", "position"))
     assert s.topics == {"order", "fill", "position"}
 
 
@@ -255,50 +272,89 @@ def test_binary_not_supported() -> None:
     assert (r.code, r.req_id) == ("BINARY_NOT_SUPPORTED", None)
 
 
-# -- all or nothing --------------------------------------------------------------------
+# -- in order, and partly taken --------------------------------------------------------
 
 
-def test_refused_subscribe_changes_nothing() -> None:
+def test_a_pipelined_subscribe_is_judged_after_the_auth_before_it() -> None:
+    s = private()
+    auth = parse(s, {"op": "auth", "bearer": "jwt", "req_id": "a"})
+    sub = parse(s, {"op": "subscribe", "args": ["order", "fill"], "req_id": "s"})
+    assert isinstance(auth, Auth) and isinstance(sub, Subscribe)  # not refused on arrival
+    s.authenticated("0xabc")  # the server carried the auth out first
+    assert s.admit(sub, NOW) == Admitted(("order", "fill"))
+    assert s.topics == {"order", "fill"}
+
+
+def test_refused_topics_of_a_subscribe_leave_the_others_subscribed() -> None:
     s = public()
     send(s, {"op": "subscribe", "args": ["trade/A"]})
-    r = refusal(send(s, {"op": "subscribe", "args": ["trade/B", "orderbook/a/b"], "req_id": "r"}))
-    assert r.code == "INVALID_TOPIC"
-    assert s.topics == {"trade/A"}
+    cmd = send(s, {"op": "subscribe", "args": ["trade/B", "orderbook/a/b", "order"], "req_id": "r"})
+    assert isinstance(cmd, Admitted) and cmd.topics == ("trade/B",)
+    r = cmd.refusal
+    assert isinstance(r, Refusal)
+    assert (r.code, r.req_id, r.topics) == ("INVALID_TOPIC", "r", ("orderbook/a/b", "order"))
+    assert "orderbook/a/b" in r.detail and "order" in r.detail
+    assert s.topics == {"trade/A", "trade/B"}
 
 
-def test_refused_unsubscribe_changes_nothing() -> None:
+def test_the_sdk_example_subscribe_takes_the_known_private_topics() -> None:
+    s = private()
+    s.authenticated("0xabc")
+    args = ["order", "position", "fill", "account_balance"]
+    cmd = send(s, {"op": "subscribe", "args": args, "req_id": "req_2"})
+    assert isinstance(cmd, Admitted) and cmd.topics == ("order", "position", "fill")
+    assert isinstance(cmd.refusal, Refusal)
+    assert (cmd.refusal.code, cmd.refusal.topics) == ("INVALID_TOPIC", ("account_balance",))
+
+
+def test_refused_topics_of_an_unsubscribe_leave_the_others_unsubscribed() -> None:
     s = public()
     send(s, {"op": "subscribe", "args": ["trade/A", "trade/B"]})
-    r = refusal(send(s, {"op": "unsubscribe", "args": ["trade/A", "order"], "req_id": "r"}))
-    assert (r.code, r.req_id) == ("TOPIC_NOT_ALLOWED", "r")
-    assert s.topics == {"trade/A", "trade/B"}
+    cmd = send(s, {"op": "unsubscribe", "args": ["trade/A", "order"], "req_id": "r"})
+    assert isinstance(cmd, Admitted) and cmd.topics == ("trade/A",)
+    assert isinstance(cmd.refusal, Refusal)
+    assert (cmd.refusal.code, cmd.refusal.req_id) == ("TOPIC_NOT_ALLOWED", "r")
+    assert s.topics == {"trade/B"}
 
 
-def test_too_many_subscriptions_is_all_or_nothing() -> None:
+def test_too_many_subscriptions_refuses_the_topics_past_the_limit() -> None:
     s = public(max_subscriptions=3)
     send(s, {"op": "subscribe", "args": ["trade/A", "trade/B"]})
-    r = refusal(send(s, {"op": "subscribe", "args": ["trade/C", "trade/D"], "req_id": "m"}))
-    assert (r.code, r.req_id) == ("TOO_MANY_SUBSCRIPTIONS", "m")
+    cmd = send(s, {"op": "subscribe", "args": ["trade/C", "trade/D"], "req_id": "m"})
+    assert isinstance(cmd, Admitted) and cmd.topics == ("trade/C",)
+    r = cmd.refusal
+    assert isinstance(r, Refusal)
+    assert (r.code, r.req_id, r.topics) == ("TOO_MANY_SUBSCRIPTIONS", "m", ("trade/D",))
     assert "3" in r.detail
-    assert s.topics == {"trade/A", "trade/B"}
-    # Topics already held do not count twice: this reaches exactly the limit.
-    cmd = send(s, {"op": "subscribe", "args": ["trade/A", "trade/C", "trade/C"], "req_id": "n"})
-    assert cmd == Subscribe(("trade/A", "trade/C"), "n", {}, frozenset({"trade/A"}))
     assert s.topics == {"trade/A", "trade/B", "trade/C"}
+    # Topics already held do not count twice.
+    cmd = send(s, {"op": "subscribe", "args": ["trade/A", "trade/C", "trade/C"], "req_id": "n"})
+    assert cmd == Admitted(("trade/A", "trade/C"), None, frozenset({"trade/A", "trade/C"}))
     assert refusal(send(s, {"op": "subscribe", "args": ["trade/D"]})).code == (
         "TOO_MANY_SUBSCRIPTIONS"
     )
     # Unsubscribing frees room.
     send(s, {"op": "unsubscribe", "args": ["trade/A"]})
-    assert isinstance(send(s, {"op": "subscribe", "args": ["trade/D"]}), Subscribe)
+    assert send(s, {"op": "subscribe", "args": ["trade/D"]}) == Admitted(("trade/D",))
     assert s.topics == {"trade/B", "trade/C", "trade/D"}
 
 
 def test_too_many_in_one_subscribe() -> None:
     s = public(max_subscriptions=2)
-    r = refusal(send(s, {"op": "subscribe", "args": ["trade/A", "trade/B", "trade/C"]}))
-    assert r.code == "TOO_MANY_SUBSCRIPTIONS"
-    assert s.topics == set()
+    cmd = send(s, {"op": "subscribe", "args": ["trade/A", "trade/B", "trade/C"]})
+    assert isinstance(cmd, Admitted) and cmd.topics == ("trade/A", "trade/B")
+    assert isinstance(cmd.refusal, Refusal)
+    assert cmd.refusal.code == "TOO_MANY_SUBSCRIPTIONS"
+    assert s.topics == {"trade/A", "trade/B"}
+
+
+def test_a_partly_refused_op_counts_once_towards_abuse() -> None:
+    s = public(abuse_refusals=1, ops_burst=100)
+    bad = ["x/1", "x/2", "x/3", "trade/A"]
+    cmd = send(s, {"op": "subscribe", "args": bad})
+    assert isinstance(cmd, Admitted) and isinstance(cmd.refusal, Refusal)
+    cmd = send(s, {"op": "subscribe", "args": bad})
+    assert isinstance(cmd, Admitted) and isinstance(cmd.refusal, Abort)
 
 
 # -- resume ----------------------------------------------------------------------------
@@ -306,7 +362,7 @@ def test_too_many_in_one_subscribe() -> None:
 
 def test_resume_parsed_into_positions() -> None:
     s = public()
-    cmd = send(
+    cmd = parse(
         s,
         {
             "op": "subscribe",
@@ -327,7 +383,7 @@ def test_resume_parsed_into_positions() -> None:
 
 @pytest.mark.parametrize("resume", [None, {}])
 def test_resume_absent_or_empty(resume: Any) -> None:
-    cmd = send(public(), {"op": "subscribe", "args": ["trade/A"], "resume": resume})
+    cmd = parse(public(), {"op": "subscribe", "args": ["trade/A"], "resume": resume})
     assert cmd == Subscribe(("trade/A",), None, {})
 
 
@@ -503,7 +559,8 @@ def test_encode_pong() -> None:
         "client_ts": 42,
         "req_id": "p",
     }
-    assert decoded(encode_pong(5, None, None)) == {"op": "pong", "server_ts": 5, "client_ts": None}
+    # The SDK types client_ts as optional: absent, not null, when the ping had no ts.
+    assert decoded(encode_pong(5, None, None)) == {"op": "pong", "server_ts": 5}
 
 
 @pytest.mark.parametrize(
@@ -536,6 +593,16 @@ def test_encode_error(code: str) -> None:
         "op": "error",
         "message": code,
         "detail": "why",
+    }
+
+
+def test_encode_error_names_refused_topics_in_args() -> None:
+    assert decoded(encode_error("INVALID_TOPIC", "why", "e", ("x/1",))) == {
+        "op": "error",
+        "message": "INVALID_TOPIC",
+        "detail": "why",
+        "args": ["x/1"],
+        "req_id": "e",
     }
 
 
