@@ -37,15 +37,18 @@ class JsonNumber:
         return self.text.startswith("-")
 
     def __eq__(self, other: object) -> bool:
-        """Equal to any number of the same value (exactly: ``Decimal`` semantics)."""
+        """Equal to a number of the same value: an int exactly, a float as the literal reads."""
         if isinstance(other, JsonNumber):
             return Decimal(self.text) == Decimal(other.text)
-        if isinstance(other, int | float) and not isinstance(other, bool):
-            return Decimal(self.text) == other
-        return NotImplemented
+        if isinstance(other, bool) or not isinstance(other, int | float):
+            return NotImplemented
+        if isinstance(other, float):
+            return float(self.text) == other
+        return Decimal(self.text) == other
 
     def __hash__(self) -> int:
-        return hash(Decimal(self.text))  # as the int or float of the same value hashes
+        value = Decimal(self.text)  # hashes as the int or float it equals
+        return hash(int(value)) if value == value.to_integral_value() else hash(float(value))
 
     def __repr__(self) -> str:
         return f"JsonNumber({self.text!r})"

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streamgate.core import exact_json
 from streamgate.errors import ProducerRefusal
 from streamgate.protocol.producer import (
     MAX_EVENTS,
@@ -330,7 +331,9 @@ BAD_TRADES = [
     (_set(["data", "trades", 0, "side"], "BUY"), "data.trades[0].side"),
     (_del("data", "trades", 0, "id"), "data.trades[0].id"),
     (_set(["data", "trades", 0, "id"], ""), "data.trades[0].id"),
-    (_set(["data", "trades", 0, "id"], 7), "data.trades[0].id"),
+    (_set(["data", "trades", 0, "id"], -7), "data.trades[0].id"),
+    (_set(["data", "trades", 0, "id"], True), "data.trades[0].id"),
+    (_set(["data", "trades", 0, "id"], 7.5), "data.trades[0].id"),
     (_set(["data", "trades", 0, "price"], 0), "data.trades[0].price"),
     (_del("data", "trades", 0, "price"), "data.trades[0].price"),
     (_set(["data", "trades", 0, "size"], 0), "data.trades[0].size"),
@@ -490,3 +493,24 @@ def test_books_chain_independently() -> None:
 
 def test_non_book_events_are_not_sequenced() -> None:
     check_book_sequences(events(trades(), trades(), ticker()), seq_of({}))
+
+
+@pytest.mark.parametrize(
+    ("literal", "ok"),
+    [(b"0", True), (b"18446744073709551615", True), (b"18446744073709551616", False)],
+)
+def test_a_u64_trade_id_is_passed_on_as_sent(literal: bytes, ok: bool) -> None:
+    raw = (
+        b'{"events":[{"topic":"trade/M","data":{"seq":1,"trades":[{"id":'
+        + literal
+        + b',"side":"buy","price":1,"size":1,"seq":1}]}}]}'
+    )
+    if not ok:
+        with pytest.raises(ProducerRefusal) as refused:
+            parse_batch(raw, now_ms=1)
+        assert refused.value.field == "data.trades[0].id"
+        return
+    [ev] = parse_batch(raw, now_ms=1)
+    assert exact_json.dumps(ev.data).startswith(
+        b'{"type":"trades","market_addr":"M","seq":1,"trades":[{"id":' + literal + b","
+    )
