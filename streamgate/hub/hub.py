@@ -16,6 +16,13 @@ book snapshot) and live delivery:
    than it, and makes the subscriber live. Call it with no ``await`` between the
    acknowledgement frame and it, so the ack precedes the events.
 
+A catch-up can be ahead of this node: with Redis, the book or history is read on a
+command connection while the pub/sub message of the last batch may still be on its way
+to the node. A subscriber whose catch-up reaches past what the node has delivered on
+the channel is kept *ahead*: each delivery hands it only the publications after its
+catch-up, until a delivery reaches it (issue 11). Ordinary live subscribers cost
+nothing more: :meth:`Hub.deliver` looks at the ahead ones only when there are some.
+
 When the broker reports a channel whose continuity it could not prove
 (:meth:`Hub.lost`, after a Redis outage), nobody is left with a silent gap: order-book
 subscribers get a fresh snapshot (their book is whole again), every other subscriber
@@ -88,11 +95,15 @@ class Catchup:
 class _Channel:
     live: set[Subscriber] = field(default_factory=set)
     pending: dict[Subscriber, list[Publication]] = field(default_factory=dict)
+    # Subscribers whose catch-up reaches past ``heard``: the position each already has.
+    ahead: dict[Subscriber, StreamPosition] = field(default_factory=dict)
     # Every live subscriber has been handed everything up to here.
     last: StreamPosition | None = None
+    # The last publication the broker delivered here (None: none since the channel came).
+    heard: StreamPosition | None = None
 
     def empty(self) -> bool:
-        return not self.live and not self.pending
+        return not self.live and not self.pending and not self.ahead
 
 
 @dataclass(slots=True)
@@ -123,18 +134,42 @@ class Hub:
             return
         for buffered in state.pending.values():
             buffered.extend(pubs)
-        state.last = pubs[-1].position
+        state.last = state.heard = pubs[-1].position
         live = state.live
-        if not live:
-            return
-        self.stats.delivered += len(live) * len(pubs)
         encoded: dict[Encoder, bytes] = {}
-        for sub in live:
-            encoder = sub.encoder
-            data = encoded.get(encoder)
-            if data is None:
-                data = encoded[encoder] = _encode_all(encoder, pubs)
-            sub.enqueue(data)
+        if live:
+            self.stats.delivered += len(live) * len(pubs)
+            for sub in live:
+                encoder = sub.encoder
+                data = encoded.get(encoder)
+                if data is None:
+                    data = encoded[encoder] = _encode_all(encoder, pubs)
+                sub.enqueue(data)
+        if state.ahead:
+            self._deliver_ahead(state, pubs, encoded)
+
+    def _deliver_ahead(
+        self, state: _Channel, pubs: Sequence[Publication], encoded: dict[Encoder, bytes]
+    ) -> None:
+        """Hand each ahead subscriber what is newer than its catch-up; live once reached."""
+        last = pubs[-1]
+        for sub, position in list(state.ahead.items()):
+            skip = 0
+            while skip < len(pubs) and not _after(pubs[skip].position, position):
+                skip += 1
+            if skip < len(pubs):
+                self.stats.delivered += len(pubs) - skip
+                encoder = sub.encoder
+                if skip == 0:
+                    data = encoded.get(encoder)
+                    if data is None:
+                        data = encoded[encoder] = _encode_all(encoder, pubs)
+                else:
+                    data = _encode_all(encoder, pubs[skip:])
+                sub.enqueue(data)
+            if last.epoch != position.epoch or last.offset >= position.offset:
+                del state.ahead[sub]
+                state.live.add(sub)
 
     # -- subscriptions ---------------------------------------------------------------
 
@@ -151,6 +186,7 @@ class Hub:
         if state is None:
             state = self._channels[channel] = _Channel()
         state.live.discard(sub)
+        state.ahead.pop(sub, None)
         state.pending[sub] = []
         try:
             # Every subscriber waits until the node receives the channel (at once when it
@@ -199,6 +235,14 @@ class Hub:
         if backlog:
             sub.enqueue(_encode_all(sub.encoder, backlog))
         reached = buffered[-1].position if buffered else catchup.start
+        heard = state.heard
+        if position is not None and (heard is None or _after(position, heard)):
+            # The broker's copies of publications up to ``position`` may still be on
+            # their way to this node: they must not reach ``sub`` a second time.
+            state.ahead[sub] = position
+            if state.last is None:
+                state.last = position
+            return True
         if state.last is None or (reached is not None and _after(reached, state.last)):
             state.last = reached
         state.live.add(sub)
@@ -214,8 +258,8 @@ class Hub:
         state = self._channels.get(channel)
         if state is None:
             return
-        state.last = position
-        subs = list(state.live)
+        state.last = state.heard = position
+        subs = [*state.live, *state.ahead]
         if not subs:
             return
         if not is_book_channel(channel):
@@ -223,6 +267,7 @@ class Hub:
                 sub.interrupted(channel)
             return
         state.live.clear()
+        state.ahead.clear()
         for sub in subs:
             state.pending[sub] = []
         task = asyncio.ensure_future(self._resnapshot(channel, subs))
@@ -242,14 +287,22 @@ class Hub:
             else:
                 self.go_live(Catchup(channel, sub, [snap], snap.position, None, snap.position))
 
-    def delivered_position(self, channel: str) -> StreamPosition | None:
+    def delivered_position(
+        self, channel: str, sub: Subscriber | None = None
+    ) -> StreamPosition | None:
         """Return the position up to which every live subscriber of ``channel`` has all.
 
-        A subscriber that leaves a channel and later comes back with this position as
-        ``since`` misses nothing that history still holds.
+        With ``sub``, the position that subscriber has everything up to (its catch-up
+        when that is still ahead of the node). A subscriber that leaves a channel and
+        later comes back with this position as ``since`` misses nothing that history
+        still holds.
         """
         state = self._channels.get(channel)
-        return None if state is None else state.last
+        if state is None:
+            return None
+        if sub is not None and (ahead := state.ahead.get(sub)) is not None:
+            return ahead
+        return state.last
 
     def unsubscribe(self, channel: str, sub: Subscriber) -> None:
         """Remove ``sub`` from ``channel``; a no-op when it was not there."""
@@ -265,7 +318,7 @@ class Hub:
 
     def subscriber_count(self, channel: str) -> int:
         state = self._channels.get(channel)
-        return 0 if state is None else len(state.live) + len(state.pending)
+        return 0 if state is None else len(state.live) + len(state.pending) + len(state.ahead)
 
     @property
     def channel_count(self) -> int:
@@ -277,6 +330,7 @@ class Hub:
             return
         state.live.discard(sub)
         state.pending.pop(sub, None)
+        state.ahead.pop(sub, None)
         if state.empty():
             del self._channels[channel]
             task = asyncio.ensure_future(self._release(channel))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -506,3 +506,168 @@ async def test_second_subscriber_waits_for_the_node_subscription_too() -> None:
     assert source.listen_waits == 2 and not first.done() and not second.done()
     source.listening.set()
     await asyncio.wait_for(asyncio.gather(first, second), 5)
+
+
+# -- a catch-up ahead of the node's deliveries (issue 11) --------------------------------
+
+
+@dataclass
+class Relay:
+    """Stands between the broker and the hub; holds deliveries while ``holding``.
+
+    What Redis pub/sub does to a node under load: the broker's state (book, history)
+    already has a batch whose delivery has not reached this node yet.
+    """
+
+    hub: Hub | None = None
+    holding: bool = False
+    held: list[tuple[str, list[Publication]]] = field(default_factory=list)
+
+    def deliver(self, channel: str, pubs: Sequence[Publication]) -> None:
+        assert self.hub is not None
+        if self.holding:
+            self.held.append((channel, list(pubs)))
+        else:
+            self.hub.deliver(channel, pubs)
+
+    def lost(self, channel: str, position: StreamPosition) -> None:
+        assert self.hub is not None
+        self.hub.lost(channel, position)
+
+    def release(self) -> None:
+        assert self.hub is not None
+        self.holding = False
+        held, self.held = self.held, []
+        for channel, pubs in held:
+            self.hub.deliver(channel, pubs)
+
+
+@pytest.fixture
+async def relayed() -> AsyncIterator[tuple[MemoryBroker, Relay]]:
+    broker = MemoryBroker(history_size=100, history_ttl=60.0)
+    relay = Relay(Hub(broker))
+    await broker.start(relay)
+    yield broker, relay
+    await broker.close()
+
+
+def deltas(first: int, count: int) -> list[Outgoing]:
+    return [
+        Outgoing("orderbook/M", book_data("orderbook_delta", s, [[100 + s, 1]], []))
+        for s in range(first, first + count)
+    ]
+
+
+async def test_snapshot_ahead_of_delivery_skips_what_it_contains(
+    relayed: tuple[MemoryBroker, Relay],
+) -> None:
+    broker, relay = relayed
+    assert relay.hub is not None
+    [snap] = broker.publish_now(
+        [Outgoing("orderbook/M", book_data("orderbook_snapshot", 1, [], []))]
+    )
+    early = FakeSub(typed_encoder)
+    await join(relay.hub, "orderbook/M", early)
+    relay.holding = True
+    broker.publish_now(deltas(2, 5))  # the book has seq 6; the node has not heard 2..6
+    late = FakeSub(typed_encoder)
+    await join(relay.hub, "orderbook/M", late)
+    assert late.items() == ["6:orderbook_snapshot"]
+    assert relay.hub.delivered_position("orderbook/M") == snap.position
+    assert relay.hub.delivered_position("orderbook/M", late) == StreamPosition(6, snap.epoch)
+    relay.release()  # the batch reaches the node after the snapshot went out
+    broker.publish_now(deltas(7, 1))
+    assert late.items() == ["6:orderbook_snapshot", "7:orderbook_delta"]
+    assert early.offsets() == [1, 2, 3, 4, 5, 6, 7]
+    assert relay.hub.delivered_position("orderbook/M") == StreamPosition(7, snap.epoch)
+    assert relay.hub.subscriber_count("orderbook/M") == 2
+
+
+async def test_resume_replay_ahead_of_delivery_skips_what_it_replayed(
+    relayed: tuple[MemoryBroker, Relay],
+) -> None:
+    broker, relay = relayed
+    assert relay.hub is not None
+    pubs = broker.publish_now([Outgoing("trade/A", {"n": i}) for i in range(3)])
+    live = FakeSub()
+    await join(relay.hub, "trade/A", live)
+    relay.holding = True
+    broker.publish_now([Outgoing("trade/A", {"n": i}) for i in range(3, 6)])  # 4..6
+    sub = FakeSub()
+    assert await join(relay.hub, "trade/A", sub, pubs[0].position) is True
+    assert sub.offsets() == [2, 3, 4, 5, 6]
+    relay.release()
+    broker.publish_now([Outgoing("trade/A", {"n": 6})])
+    assert sub.offsets() == [2, 3, 4, 5, 6, 7]
+    assert live.offsets() == [4, 5, 6, 7]
+
+
+async def test_ahead_subscriber_gets_only_the_newer_part_of_a_delivery(
+    relayed: tuple[MemoryBroker, Relay],
+) -> None:
+    broker, relay = relayed
+    assert relay.hub is not None
+    broker.publish_now([Outgoing("orderbook/M", book_data("orderbook_snapshot", 1, [], []))])
+    early = FakeSub(typed_encoder)
+    await join(relay.hub, "orderbook/M", early)
+    relay.holding = True
+    broker.publish_now(deltas(2, 2))
+    late = FakeSub(typed_encoder)
+    await join(relay.hub, "orderbook/M", late)  # a snapshot at offset 3
+    broker.publish_now(deltas(4, 2))
+    # One delivery of 2..5 (as a Redis reconnect's recovery from history delivers).
+    relay.holding = False
+    relay.hub.deliver("orderbook/M", [p for _, pubs in relay.held for p in pubs])
+    relay.held.clear()
+    broker.publish_now(deltas(6, 1))
+    assert late.items() == ["3:orderbook_snapshot", *(f"{o}:orderbook_delta" for o in (4, 5, 6))]
+    assert early.offsets() == [1, 2, 3, 4, 5, 6]
+
+
+async def test_first_subscriber_of_a_channel_the_node_never_heard(
+    relayed: tuple[MemoryBroker, Relay],
+) -> None:
+    broker, relay = relayed
+    assert relay.hub is not None
+    relay.holding = True  # published before this node listened: never delivered here
+    broker.publish_now([Outgoing("orderbook/M", book_data("orderbook_snapshot", 1, [], []))])
+    broker.publish_now(deltas(2, 2))
+    relay.held.clear()
+    relay.holding = False
+    sub, other = FakeSub(typed_encoder), FakeSub(typed_encoder)
+    await join(relay.hub, "orderbook/M", sub)
+    await join(relay.hub, "orderbook/M", other)
+    broker.publish_now(deltas(4, 1))
+    for s in (sub, other):
+        assert s.items() == ["3:orderbook_snapshot", "4:orderbook_delta"]
+
+
+async def test_ahead_subscriber_lost_and_left(relayed: tuple[MemoryBroker, Relay]) -> None:
+    broker, relay = relayed
+    hub = relay.hub
+    assert hub is not None
+    broker.publish_now([Outgoing("orderbook/M", book_data("orderbook_snapshot", 1, [], []))])
+    await join(hub, "orderbook/M", FakeSub(typed_encoder))
+    relay.holding = True
+    broker.publish_now(deltas(2, 2))
+    sub = FakeSub(typed_encoder)
+    await join(hub, "orderbook/M", sub)
+    # A lost channel re-snapshots the ahead subscriber too; it is live on the fresh one.
+    position = await broker.position("orderbook/M")
+    hub.lost("orderbook/M", position)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    relay.held.clear()
+    relay.holding = False
+    broker.publish_now(deltas(4, 1))
+    assert sub.items() == ["3:orderbook_snapshot", "3:orderbook_snapshot", "4:orderbook_delta"]
+    # Leaving while ahead leaves nothing behind.
+    relay.holding = True
+    broker.publish_now(deltas(5, 1))
+    gone = FakeSub(typed_encoder)
+    await join(hub, "orderbook/M", gone)
+    assert hub.subscriber_count("orderbook/M") == 3
+    hub.unsubscribe("orderbook/M", gone)
+    assert hub.subscriber_count("orderbook/M") == 2
+    relay.release()
+    assert gone.items() == ["5:orderbook_snapshot"]
