@@ -74,6 +74,12 @@ class Broker(Protocol):
     async def position(self, channel: str) -> StreamPosition:
         """Return the channel's current position (offset 0 before any publication)."""
 
+    async def latest(self, channel: str, limit: int) -> list[Publication]:
+        """Return the last ``limit`` publications history still holds, oldest first.
+
+        Fewer (or none) when fewer are held: trimmed by size or older than the TTL.
+        """
+
     async def book(self, channel: str) -> Publication | None:
         """Return the order book of ``channel`` as a snapshot publication, or None.
 

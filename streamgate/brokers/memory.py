@@ -111,6 +111,10 @@ class MemoryBroker:
             return None
         return pubs, stream.position
 
+    async def latest(self, channel: str, limit: int) -> list[Publication]:
+        stream = self._streams.get(channel)
+        return [] if stream is None else stream.latest(limit, self._clock_ms())
+
     async def position(self, channel: str) -> StreamPosition:
         return self._stream(channel).position
 

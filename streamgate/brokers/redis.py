@@ -427,6 +427,36 @@ class RedisBroker:
             expected += 1
         return pubs, position
 
+    async def latest(self, channel: str, limit: int) -> list[Publication]:
+        """Return the last ``limit`` (at most ``history_size``) replayable publications.
+
+        One MULTI of HGET epoch and XREVRANGE COUNT: the entries and their epoch match.
+
+        Raises:
+            BrokerUnavailable: Redis could not be reached, or the broker is not ready.
+        """
+        self._check_ready()
+        count = min(limit, self._size)
+        if count <= 0:
+            return []
+        meta, hist = self._keys(channel)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hget(meta, "epoch")
+        pipe.xrevrange(hist, count=count)
+        with unavailable_on_error():
+            epoch_b, entries = await pipe.execute()
+        if epoch_b is None:
+            return []
+        epoch, cutoff = epoch_b.decode(), self._clock_ms() - self._ttl_ms
+        pubs: list[Publication] = []
+        for entry_id, fields in reversed(entries):
+            ts_ms = int(fields[b"t"])
+            if ts_ms >= cutoff:
+                offset = int(entry_id.split(b"-", 1)[0])
+                data = exact_json.loads(fields[b"d"])
+                pubs.append(Publication(channel, offset, epoch, data, ts_ms))
+        return pubs
+
     async def position(self, channel: str) -> StreamPosition:
         """Return the channel's position; a channel without one gets its epoch now.
 

@@ -71,5 +71,12 @@ class StreamHistory:
         start = position.offset + 1 - items[0].offset
         return [items[i] for i in range(start, len(items))]
 
+    def latest(self, limit: int, now_ms: int) -> list[Publication]:
+        """Return the last ``limit`` publications still held, oldest first."""
+        self.expire(now_ms)
+        items = self._items
+        first = max(0, len(items) - max(0, limit))
+        return [items[i] for i in range(first, len(items))]
+
     def __len__(self) -> int:
         return len(self._items)

@@ -69,6 +69,8 @@ class HistorySource(Protocol):
 
     async def position(self, channel: str) -> StreamPosition: ...
 
+    async def latest(self, channel: str, limit: int) -> list[Publication]: ...
+
     async def book(self, channel: str) -> Publication | None: ...
 
     async def subscribe(self, channel: str) -> None: ...
@@ -174,13 +176,21 @@ class Hub:
     # -- subscriptions ---------------------------------------------------------------
 
     async def subscribe(
-        self, channel: str, sub: Subscriber, since: StreamPosition | None = None
+        self,
+        channel: str,
+        sub: Subscriber,
+        since: StreamPosition | None = None,
+        *,
+        latest: bool = False,
     ) -> Catchup:
         """Register ``sub`` as pending on ``channel`` and fetch its catch-up.
 
         With ``since``, the catch-up is every publication after it, when the broker can
         replay them; otherwise (or without ``since``) an order-book channel's catch-up
-        is a snapshot of the current book, and any other channel's is empty.
+        is a snapshot of the current book, and any other channel's is empty. With
+        ``latest`` and no ``since``, it is the channel's latest publication history
+        still holds, when there is one (the latest value; PROTOCOL.md section 3):
+        continuous with live delivery as a snapshot is.
         """
         state = self._channels.get(channel)
         if state is None:
@@ -205,6 +215,10 @@ class Hub:
                 snap = await self._source.book(channel)
                 if snap is not None:
                     pubs, position = [snap], snap.position
+            elif latest and since is None:
+                pubs = await self._source.latest(channel, 1)
+                if pubs:
+                    position = pubs[-1].position
             if position is not None:
                 start = position
             elif state.last is not None:

@@ -228,6 +228,23 @@ async def test_position(backend: Backend) -> None:
     assert got[0] == pubs
 
 
+async def test_latest(backend: Backend) -> None:
+    broker = await backend.broker()
+    assert await broker.latest("c", 3) == []
+    pubs = await broker.publish(out("c", "a", "b", "c"))
+    assert await broker.latest("c", 2) == pubs[1:]
+    assert await broker.latest("c", 1) == pubs[2:]
+    assert await broker.latest("c", 0) == []
+    assert await broker.latest("c", 10) == pubs
+    pubs += await broker.publish(out("c", *range(SIZE)))  # 8 published, SIZE kept
+    assert await broker.latest("c", 10) == pubs[-SIZE:]
+    assert await broker.latest("other", 1) == []
+    backend.clock.now += int(TTL * 1000) + 1
+    assert await broker.latest("c", 1) == []  # too old to be held
+    newest = await broker.publish(out("c", "new"))
+    assert await broker.latest("c", 3) == newest
+
+
 async def test_idempotency_seen_and_claim(backend: Backend) -> None:
     store = backend.store()
     assert await store.seen(["k1", "k2"]) == set()

@@ -387,6 +387,9 @@ class GatedSource:
     async def position(self, channel: str) -> StreamPosition:
         return await self.broker.position(channel)
 
+    async def latest(self, channel: str, limit: int) -> list[Publication]:
+        return await self.broker.latest(channel, limit)
+
     async def book(self, channel: str) -> Publication | None:
         return await self.broker.book(channel)
 
@@ -671,3 +674,58 @@ async def test_ahead_subscriber_lost_and_left(relayed: tuple[MemoryBroker, Relay
     assert hub.subscriber_count("orderbook/M") == 2
     relay.release()
     assert gone.items() == ["5:orderbook_snapshot"]
+
+
+# -- latest value on subscribe (PROTOCOL.md section 3, extension) -------------------------
+
+
+async def test_latest_value_catchup_is_the_last_publication(env: Env) -> None:
+    pubs = env.publish("ticker/A", {"n": 1}, {"n": 2}, {"n": 3})
+    sub = FakeSub()
+    catchup = await env.hub.subscribe("ticker/A", sub, latest=True)
+    assert (catchup.pubs, catchup.position, catchup.recovered) == (
+        [pubs[-1]],
+        pubs[-1].position,
+        None,
+    )
+    env.publish("ticker/A", {"n": 4})  # between the fetch and go_live: once, after it
+    assert env.hub.go_live(catchup)
+    env.publish("ticker/A", {"n": 5})
+    assert sub.offsets() == [3, 4, 5]
+
+
+async def test_latest_value_without_history_or_with_resume(env: Env) -> None:
+    empty = FakeSub()
+    catchup = await env.hub.subscribe("ticker/A", empty, latest=True)
+    assert (catchup.pubs, catchup.position) == ([], None)
+    assert env.hub.go_live(catchup)
+    pubs = env.publish("ticker/A", {"n": 1}, {"n": 2})
+    # A resume asked for is answered as a resume, never with the latest value.
+    resumed, refused = FakeSub(), FakeSub()
+    assert await join(env.hub, "ticker/A", resumed, pubs[-1].position) is True
+    catchup = await env.hub.subscribe("ticker/A", refused, StreamPosition(1, "old"), latest=True)
+    assert (catchup.pubs, catchup.recovered) == ([], False)
+    assert env.hub.go_live(catchup)
+    env.clock.now += 61_000  # past the history TTL: nothing left to show
+    late = FakeSub()
+    catchup = await env.hub.subscribe("ticker/A", late, latest=True)
+    assert catchup.pubs == []
+    env.hub.go_live(catchup)
+    env.publish("ticker/A", {"n": 3})
+    assert [s.offsets() for s in (empty, resumed, refused, late)] == [[1, 2, 3], [3], [3], [3]]
+
+
+async def test_latest_value_ahead_of_delivery_is_not_repeated(
+    relayed: tuple[MemoryBroker, Relay],
+) -> None:
+    broker, relay = relayed
+    assert relay.hub is not None
+    relay.holding = True
+    broker.publish_now([Outgoing("ticker/A", {"n": i}) for i in range(2)])
+    sub = FakeSub()
+    catchup = await relay.hub.subscribe("ticker/A", sub, latest=True)
+    assert relay.hub.go_live(catchup)
+    assert sub.offsets() == [2]
+    relay.release()
+    broker.publish_now([Outgoing("ticker/A", {"n": 2})])
+    assert sub.offsets() == [2, 3]
