@@ -37,6 +37,7 @@ from streamgate.server.http import (
 from streamgate.server.markets import MarketDirectory
 from streamgate.server.metrics import GatewayCollector, RateSampler, render
 from streamgate.server.producer import Producer
+from streamgate.server.spec import mount_spec
 from streamgate.server.static import StaticFiles
 from streamgate.server.webhooks_api import WebhooksApi
 from streamgate.server.websocket import (
@@ -268,6 +269,7 @@ class Gateway:
         r.add(
             "POST", "/api/v1/authorize", authorize_endpoint(self.authorizer, self.backends.nonces)
         )
+        mount_spec(r)
         static = StaticFiles()
         r.add("GET", "/", static.handler("index.html"))
         for name in static.names():
