@@ -3,6 +3,16 @@
 History is lost with the process, so every channel gets a fresh epoch per process:
 a client resuming across a restart is told ``recovered: false`` instead of being
 handed offsets that mean something else now.
+
+Memory follows use (Centrifugo's memory broker: a stream without publications expires;
+a channel with neither subscribers nor history holds nothing). A channel gets a
+stream on its first publish, never on a subscribe, a position or a history read: a
+channel without one is at offset 0 of the idle epoch (:mod:`streamgate.hub.history`).
+Once all of a stream's publications have expired (``history_ttl`` after the last
+publish) and no subscriber of this node is on it, the sweep drops it; a later publish
+starts a new stream in a new epoch, so a resume against the dropped one answers
+``recovered: false``. An order-book channel keeps its stream while it has a book (the
+producer's next delta builds on the book).
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ from collections.abc import Callable, Sequence
 from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
 from streamgate.hub.books import Books, check_chain
 from streamgate.hub.channels import is_book_channel, market_of
-from streamgate.hub.history import StreamHistory
+from streamgate.hub.history import StreamHistory, idle_epoch, new_epoch
 from streamgate.hub.publication import Publication, StreamPosition
 
 __all__ = ["MemoryBroker", "MemoryIdempotency"]
@@ -45,6 +55,11 @@ class MemoryBroker:
         self._ttl = history_ttl
         self._clock_ms = clock_ms
         self._streams: dict[str, StreamHistory] = {}
+        self._watched: set[str] = set()  # channels the hub of this node has subscribers on
+        self._base = new_epoch()  # this process's idle epochs
+        # A stream is dropped only once its publications expired: ``history_ttl`` after
+        # its last publish, so never within one window of its creation.
+        self._window_ms = max(1, int(history_ttl * 1000))
         self.books = Books()
         self._handler: BrokerHandler | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -64,10 +79,15 @@ class MemoryBroker:
     def ready(self) -> bool:
         return self._handler is not None
 
-    def _stream(self, channel: str) -> StreamHistory:
+    def _idle(self, now_ms: int) -> StreamPosition:
+        """The position of a channel without a stream."""
+        return StreamPosition(0, idle_epoch(self._base, now_ms, self._window_ms))
+
+    def _stream(self, channel: str, now_ms: int) -> StreamHistory:
         stream = self._streams.get(channel)
         if stream is None:
-            stream = self._streams[channel] = StreamHistory(self._size, self._ttl)
+            idle = self._idle(now_ms).epoch
+            stream = self._streams[channel] = StreamHistory(self._size, self._ttl, idle=idle)
         return stream
 
     async def publish(self, items: Sequence[Outgoing]) -> list[Publication]:
@@ -85,7 +105,7 @@ class MemoryBroker:
         out: list[Publication] = []
         by_channel: dict[str, list[Publication]] = {}
         for item in items:
-            stream = self._stream(item.channel)
+            stream = self._stream(item.channel, now)
             pub = Publication(item.channel, stream.next_offset(), stream.epoch, item.data, now)
             stream.append(pub)
             if is_book_channel(item.channel):
@@ -105,8 +125,12 @@ class MemoryBroker:
     async def history(
         self, channel: str, since: StreamPosition
     ) -> tuple[list[Publication], StreamPosition] | None:
-        stream = self._stream(channel)
-        pubs = stream.since(since, self._clock_ms())
+        now = self._clock_ms()
+        stream = self._streams.get(channel)
+        if stream is None:
+            idle = self._idle(now)
+            return ([], idle) if since == idle else None
+        pubs = stream.since(since, now)
         if pubs is None:
             return None
         return pubs, stream.position
@@ -116,7 +140,8 @@ class MemoryBroker:
         return [] if stream is None else stream.latest(limit, self._clock_ms())
 
     async def position(self, channel: str) -> StreamPosition:
-        return self._stream(channel).position
+        stream = self._streams.get(channel)
+        return self._idle(self._clock_ms()) if stream is None else stream.position
 
     async def book(self, channel: str) -> Publication | None:
         book = self.books.get(channel)
@@ -126,19 +151,44 @@ class MemoryBroker:
         return {c: seq for c in channels if (seq := self.books.seq(c)) is not None}
 
     async def subscribe(self, channel: str) -> None:
-        """Nothing to do: every publication of this process is delivered here."""
+        """Keep ``channel``'s stream while this node has subscribers on it.
+
+        Every publication of this process is delivered here anyway; nothing is created.
+        """
+        self._watched.add(channel)
 
     async def unsubscribe(self, channel: str) -> None:
-        """Nothing to do: see :meth:`subscribe`."""
+        """The hub's last subscriber of ``channel`` left: see :meth:`subscribe`."""
+        self._watched.discard(channel)
+
+    @property
+    def channel_count(self) -> int:
+        """Channels holding any state here: a stream, or subscribers."""
+        return len(self._streams.keys() | self._watched)
+
+    def sweep(self) -> int:
+        """Expire old publications; drop the streams nothing holds any more.
+
+        A stream goes when none of its publications is left, no subscriber is on it
+        and it has no order book. Returns how many were dropped.
+        """
+        now = self._clock_ms()
+        watched, books = self._watched, self.books
+        gone = []
+        for channel, stream in self._streams.items():
+            stream.expire(now)
+            if not len(stream) and channel not in watched and books.get(channel) is None:
+                gone.append(channel)
+        for channel in gone:
+            del self._streams[channel]
+        return len(gone)
 
     async def _sweep(self) -> None:
-        """Drop expired publications of idle channels, a few times per TTL."""
+        """Run :meth:`sweep` a few times per TTL."""
         interval = max(1.0, self._ttl / 4)
         while True:
             await asyncio.sleep(interval)
-            now = self._clock_ms()
-            for stream in list(self._streams.values()):
-                stream.expire(now)
+            self.sweep()
 
 
 class MemoryIdempotency:

@@ -2,10 +2,15 @@
 
 Per channel, Redis holds (every key under ``prefix``):
 
-- ``{prefix}meta:{channel}``: a hash, ``top`` (the last offset) and ``epoch``, expiring
-  ``keep`` after the last publish (so channels of users long gone do not pile up). A
-  missing hash means the history was lost (expired, a restart without persistence, an
-  eviction): the next publish starts a fresh epoch at offset 1 (PROTOCOL.md section 3).
+- ``{prefix}meta:{channel}``: a hash, ``top`` (the last offset), ``epoch`` and ``idle``,
+  expiring ``keep`` after the last publish (so channels of users long gone do not pile
+  up). Only a publish creates it: a subscribe, a position or a history read of a channel
+  without one writes nothing, and answers offset 0 of the idle epoch (one per ``keep``
+  window, derived from ``{prefix}idle``, a random value regenerated when Redis lost it;
+  see :mod:`streamgate.hub.history`). ``idle`` is the idle epoch when the hash was
+  created: a resume from offset 0 of it replays from offset 1. A missing hash means the
+  history was lost (expired, a restart without persistence, an eviction): the next
+  publish starts a fresh random epoch at offset 1 (PROTOCOL.md section 3).
 - ``{prefix}hist:{channel}``: a Stream of the recent publications, entry id
   ``<offset>-1``, fields ``d`` (the JSON data) and ``t`` (ts_ms); capped near
   ``history_size`` and expiring ``history_ttl`` after the last publish.
@@ -83,16 +88,34 @@ def unavailable_on_error() -> Iterator[None]:
         raise BrokerUnavailable(f"redis: {exc}") from exc
 
 
-# KEYS: meta, hist, book per item. ARGV: fresh epoch, ts_ms, maxlen, ttl_ms, keep_ms,
-# then the pub/sub channel, the JSON data and the book operation per item. Returns {top, epoch}
-# per item, or {'refused', item, code, book seq} with nothing written.
+# The idle epoch (streamgate.hub.history.idle_epoch, computed in Redis on Redis's clock):
+# a hash of the dataset's random base and the current ``window``-long period.
+_IDLE = """
+local function idle_epoch(base_key, fresh, window)
+  local base = redis.call('GET', base_key)
+  if not base then
+    base = fresh
+    redis.call('SET', base_key, base)
+  end
+  local now = redis.call('TIME')
+  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  return string.sub(redis.sha1hex(base .. ':' .. math.floor(ms / tonumber(window))), 1, 12)
+end
+"""
+
+# KEYS: meta, hist, book per item, then the idle base. ARGV: fresh epoch (also the idle
+# base if there is none), ts_ms, maxlen, ttl_ms, keep_ms, then the pub/sub channel, the
+# JSON data and the book operation per item. Returns {top, epoch} per item, or
+# {'refused', item, code, book seq} with nothing written.
 #
 # A book operation is '' (not an order-book event) or
 # '<S|D> <seq> <ts_ms>( <a|b> <price> <size>)*': S replaces the book, D sets levels
 # (size 0 deletes). Numbers stay strings, so prices and sizes keep every digit.
-_PUBLISH = """
+_PUBLISH = (
+    _IDLE
+    + """
 local fresh, ts, maxlen, ttl, keep = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local n = #KEYS / 3
+local n = (#KEYS - 1) / 3
 local seqs = {}
 for i = 1, n do
   local op = ARGV[5 + 3 * i]
@@ -116,7 +139,8 @@ for i = 1, n do
   if not epoch then
     epoch = fresh
     redis.call('DEL', hist)
-    redis.call('HSET', meta, 'epoch', epoch, 'top', 0)
+    local idle = idle_epoch(KEYS[#KEYS], fresh, keep)
+    redis.call('HSET', meta, 'epoch', epoch, 'top', 0, 'idle', idle)
   end
   local top = redis.call('HINCRBY', meta, 'top', 1)
   redis.call('PEXPIRE', meta, keep)
@@ -149,6 +173,7 @@ for _, chan in ipairs(order) do
 end
 return out
 """
+)
 
 # KEYS: meta, book. Returns {top, epoch, HGETALL book}, or false without a book.
 _BOOK = """
@@ -157,23 +182,30 @@ if not epoch or redis.call('HEXISTS', KEYS[2], 'seq') == 0 then return false end
 return {redis.call('HGET', KEYS[1], 'top'), epoch, redis.call('HGETALL', KEYS[2])}
 """
 
-# KEYS: meta, hist. ARGV: fresh epoch (used only when the channel has none yet),
-# since offset ('' for none), since epoch, max entries, keep_ms. Returns {top, epoch, entries}:
-# entries only when the epoch matches and since < top.
-_HISTORY = """
+# KEYS: meta, hist, idle base. ARGV: fresh idle base (used only when there is none),
+# since offset ('' for none), since epoch, max entries, keep_ms. Writes no key of the
+# channel. Returns {top, epoch, entries, matched}: a channel without meta is at offset 0
+# of the idle epoch; matched is 1 when since is in the stream (its epoch, or offset 0 of
+# the idle epoch it was created in); entries only then, and when since < top.
+_HISTORY = (
+    _IDLE
+    + """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
-  epoch = ARGV[1]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  local idle = idle_epoch(KEYS[3], ARGV[1], ARGV[5])
+  return {0, idle, {}, (ARGV[2] == '0' and ARGV[3] == idle) and 1 or 0}
 end
 local top = tonumber(redis.call('HGET', KEYS[1], 'top'))
-if ARGV[2] == '' or ARGV[3] ~= epoch then return {top, epoch, {}} end
+if ARGV[2] == '' then return {top, epoch, {}, 0} end
 local since = tonumber(ARGV[2])
-if since >= top then return {top, epoch, {}} end
-return {top, epoch, redis.call('XRANGE', KEYS[2], (since + 1) .. '-1', '+', 'COUNT', ARGV[4])}
+if ARGV[3] ~= epoch and not (since == 0 and ARGV[3] == redis.call('HGET', KEYS[1], 'idle')) then
+  return {top, epoch, {}, 0}
+end
+if since >= top then return {top, epoch, {}, 1} end
+local entries = redis.call('XRANGE', KEYS[2], (since + 1) .. '-1', '+', 'COUNT', ARGV[4])
+return {top, epoch, entries, 1}
 """
+)
 
 
 def _now_ms() -> int:
@@ -300,6 +332,11 @@ class RedisBroker:
     def _book_key(self, channel: str) -> str:
         return f"{self._prefix}book:{channel}"
 
+    @property
+    def _idle_key(self) -> str:
+        """The random base of the idle epochs (one key for every channel)."""
+        return f"{self._prefix}idle"
+
     def _chan(self, channel: str) -> bytes:
         return self._ch_prefix + channel.encode()
 
@@ -364,6 +401,7 @@ class RedisBroker:
             args.append(self._chan(item.channel))
             args.append(exact_json.dumps(item.data))
             args.append(_book_op(item.channel, item.data, now))
+        keys.append(self._idle_key)
         with unavailable_on_error():
             rows = await self._publish_script(keys=keys, args=args)
         if rows and rows[0] == b"refused":
@@ -378,15 +416,16 @@ class RedisBroker:
 
     async def _state(
         self, channel: str, since: StreamPosition | None
-    ) -> tuple[int, str, list[Any]]:
+    ) -> tuple[int, str, list[Any], bool]:
+        """Read the channel's position and, with ``since``, what follows it (no write)."""
         args: list[str | int] = [new_epoch(), "", "", self._size, self._keep_ms]
         if since is not None:
             args[1:3] = [since.offset, since.epoch]
         with unavailable_on_error():
-            top, epoch, entries = await self._history_script(
-                keys=list(self._keys(channel)), args=args
+            top, epoch, entries, matched = await self._history_script(
+                keys=[*self._keys(channel), self._idle_key], args=args
             )
-        return int(top), epoch.decode(), entries
+        return int(top), epoch.decode(), entries, bool(matched)
 
     async def history(
         self, channel: str, since: StreamPosition
@@ -406,8 +445,8 @@ class RedisBroker:
     async def _history(
         self, channel: str, since: StreamPosition
     ) -> tuple[list[Publication], StreamPosition] | None:
-        top, epoch, entries = await self._state(channel, since)
-        if since.epoch != epoch or since.offset > top or since.offset < 0:
+        top, epoch, entries, matched = await self._state(channel, since)
+        if not matched or since.offset > top or since.offset < 0:
             return None
         position = StreamPosition(top, epoch)
         if since.offset == top:
@@ -458,10 +497,10 @@ class RedisBroker:
         return pubs
 
     async def position(self, channel: str) -> StreamPosition:
-        """Return the channel's position; a channel without one gets its epoch now.
+        """Return the channel's position, writing nothing.
 
-        Fixing the epoch here (not at the first publish) keeps a client that
-        subscribed before any publication able to resume.
+        A channel never published to (or expired) is at offset 0 of the idle epoch: a
+        client that subscribed then can resume from it once the channel is created.
 
         Raises:
             BrokerUnavailable: Redis could not be reached, or the broker is not ready.
@@ -470,7 +509,7 @@ class RedisBroker:
         return await self._position(channel)
 
     async def _position(self, channel: str) -> StreamPosition:
-        top, epoch, _ = await self._state(channel, None)
+        top, epoch, _, _ = await self._state(channel, None)
         return StreamPosition(top, epoch)
 
     async def book(self, channel: str) -> Publication | None:
