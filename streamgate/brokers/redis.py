@@ -73,10 +73,28 @@ from streamgate.hub.channels import is_book_channel, market_of
 from streamgate.hub.history import new_epoch
 from streamgate.hub.publication import Publication, StreamPosition
 
-__all__ = ["UNAVAILABLE_ERRORS", "RedisBroker", "RedisIdempotency", "unavailable_on_error"]
+__all__ = [
+    "REDIS_TIMEOUT",
+    "UNAVAILABLE_ERRORS",
+    "RedisBroker",
+    "RedisIdempotency",
+    "unavailable_on_error",
+]
 
 # What a lost, refused or slow Redis connection raises.
 UNAVAILABLE_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+
+# Seconds a connect or a command may take before ``BrokerUnavailable`` (Config.redis_timeout).
+REDIS_TIMEOUT = 5.0
+
+
+def _retry_lost_connection() -> Retry:
+    """Retry a call once when its connection was lost, never after a timeout.
+
+    A pooled connection that died with a Redis restart is replaced; a call that timed
+    out is not sent again (it may have run), so a hung Redis fails it after one timeout.
+    """
+    return Retry(NoBackoff(), 1, supported_errors=(redis_errors.ConnectionError,))
 
 
 @contextlib.contextmanager
@@ -147,9 +165,9 @@ for i = 1, n do
   redis.call('XADD', hist, 'MAXLEN', '~', maxlen, top .. '-1', 'd', data, 't', ts)
   if ttl > 0 then redis.call('PEXPIRE', hist, ttl) end
   if op ~= '' then
-    local kind, seq, bts, levels = string.match(op, '^(%a) (%d+) (%d+)(.*)$')
+    local kind, seq, bts, mat, levels = string.match(op, '^(%a) (%d+) (%d+) (%d+)(.*)$')
     if kind == 'S' then redis.call('DEL', book) end
-    redis.call('HSET', book, 'seq', seq, 'ts', bts)
+    redis.call('HSET', book, 'seq', seq, 'ts', bts, 'mat', mat)
     for side, price, size in string.gmatch(levels, ' ([ab]) (%-?%d+) (%d+)') do
       if size == '0' then
         redis.call('HDEL', book, side .. price)
@@ -222,7 +240,8 @@ def _book_op(channel: str, data: Any, ts_ms: int) -> str:
     if not is_book_channel(channel):
         return ""
     kind = "S" if data["type"] == SNAPSHOT else "D"
-    parts = [kind, str(data["seq"]), str(data.get("timestamp_ms", ts_ms))]
+    stamp = data.get("timestamp_ms", ts_ms)
+    parts = [kind, str(data["seq"]), str(stamp), str(data.get("matched_at", stamp))]
     for side, levels in (("a", data["asks"]), ("b", data["bids"])):
         for price, size in levels:
             parts += (side, str(price), str(size))
@@ -241,6 +260,7 @@ def _book_publication(channel: str, top: bytes, epoch: bytes, raw: Any, now_ms: 
             book.bids[int(name[1:])] = int(value)
     book.seq = int(fields[b"seq"])
     book.ts_ms = int(fields[b"ts"])
+    book.matched_at = int(fields.get(b"mat", fields[b"ts"]))  # books written before it: ts
     book.offset = int(top)
     book.epoch = epoch.decode()
     return book.snapshot_publication(now_ms)
@@ -278,10 +298,9 @@ class RedisBroker:
         name: str = "streamgate",
         reconnect_min: float = 0.1,
         reconnect_max: float = 5.0,
-        timeout: float = 5.0,
+        timeout: float = REDIS_TIMEOUT,
         max_connections: int = 32,
     ) -> None:
-        # One retry: a pooled connection that died with a Redis restart is replaced.
         # A bounded pool: thousands of clients subscribing at once wait for one of
         # ``max_connections`` connections instead of opening one each.
         self._redis: Redis = Redis(
@@ -292,7 +311,7 @@ class RedisBroker:
                 client_name=name,
                 socket_connect_timeout=timeout,
                 socket_timeout=timeout,
-                retry=Retry(NoBackoff(), 1),
+                retry=_retry_lost_connection(),
             )
         )
         # No retry: redis-py would reconnect and re-subscribe behind our back,
@@ -301,6 +320,7 @@ class RedisBroker:
             url,
             client_name=f"{name}-sub",
             socket_connect_timeout=timeout,
+            socket_timeout=timeout,  # writes; the reader's waits carry their own timeout
             socket_keepalive=True,
             retry=Retry(NoBackoff(), 0),
         )
@@ -726,10 +746,27 @@ class RedisIdempotency:
         url: ``redis://host:port/db``.
         prefix: put before every key (``{prefix}idem:{key}``).
         window: seconds a claimed key is remembered.
+        timeout: seconds a connect or a command may take before ``BrokerUnavailable``.
+        name: the Redis client name (CLIENT SETNAME).
     """
 
-    def __init__(self, url: str, *, prefix: str, window: float) -> None:
-        self._redis: Redis = Redis.from_url(url)
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str,
+        window: float,
+        timeout: float = REDIS_TIMEOUT,
+        name: str = "streamgate-idempotency",
+    ) -> None:
+        # No retry: a claim whose reply was lost must not run again and find its own keys.
+        self._redis: Redis = Redis.from_url(
+            url,
+            client_name=name,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
         self._prefix = f"{prefix}idem:"
         self._window_ms = max(1, int(window * 1000))
 

@@ -30,7 +30,17 @@ Levels = list[list[int]]
 class OrderBook:
     """One market's book at ``seq``, built from the publications up to ``offset``."""
 
-    __slots__ = ("asks", "bids", "channel", "epoch", "market", "offset", "seq", "ts_ms")
+    __slots__ = (
+        "asks",
+        "bids",
+        "channel",
+        "epoch",
+        "market",
+        "matched_at",
+        "offset",
+        "seq",
+        "ts_ms",
+    )
 
     def __init__(self, channel: str, market: str) -> None:
         self.channel = channel
@@ -41,6 +51,7 @@ class OrderBook:
         self.offset = 0
         self.epoch = ""
         self.ts_ms = 0
+        self.matched_at = 0
 
     def apply(self, pub: Publication) -> None:
         """Apply one validated snapshot or delta publication."""
@@ -55,6 +66,7 @@ class OrderBook:
         self.offset = pub.offset
         self.epoch = pub.epoch
         self.ts_ms = data.get("timestamp_ms", pub.ts_ms)
+        self.matched_at = data.get("matched_at", self.ts_ms)
 
     def snapshot(self) -> dict[str, Any]:
         """Return the whole book as snapshot data, both sides ascending by price."""
@@ -66,6 +78,7 @@ class OrderBook:
             "bids": [[p, self.bids[p]] for p in sorted(self.bids)],
             "timestamp": self.ts_ms // 1000,
             "timestamp_ms": self.ts_ms,
+            "matched_at": self.matched_at,  # of the last event the book includes
         }
 
     def snapshot_publication(self, now_ms: int) -> Publication:

@@ -2,7 +2,8 @@
 
 :func:`market_event` checks an event of a public topic and returns its data, normalized:
 ``market_addr``, ``timestamp`` and ``timestamp_ms`` filled when absent (PROTOCOL.md
-section 4), each side of a book in ascending price order.
+section 4), an order book's ``matched_at`` too (from ``timestamp_ms``, section 2), each
+side of a book in ascending price order.
 """
 
 from __future__ import annotations
@@ -72,7 +73,11 @@ def _levels(data: dict[str, Any], name: str, *, snapshot: bool) -> list[list[int
 
 
 def _orderbook(data: dict[str, Any], market: str, now_ms: int) -> dict[str, Any]:
-    only(data, {"type", "market_addr", "seq", "asks", "bids", "timestamp", "timestamp_ms"}, "data")
+    only(
+        data,
+        {"type", "market_addr", "seq", "asks", "bids", "timestamp", "timestamp_ms", "matched_at"},
+        "data",
+    )
     kind = choice(data, "type", "data", (SNAPSHOT, DELTA))
     addr = _market_addr(data, market)
     seq = integer(data, "seq", "data", minimum=0)
@@ -88,6 +93,10 @@ def _orderbook(data: dict[str, Any], market: str, now_ms: int) -> dict[str, Any]
         "bids": bids,
         "timestamp": sec,
         "timestamp_ms": ms,
+        # The matching time the SDK types as required; the event's own time when not given.
+        "matched_at": integer(data, "matched_at", "data", minimum=0)
+        if "matched_at" in data
+        else ms,
     }
 
 

@@ -182,12 +182,15 @@ _POSITION_OPTIONAL = (
     "leverage",
     "liq_price",
 )
+_POSITION_PNL = ("realized_pnl_delta", "realized_pnl_cum")  # optional, signed
+_POSITION_TRIGGERS = ("stop_loss", "take_profit")  # optional, like an order's
 _POSITION_FIELDS = {
     "sid",
     "market_addr",
     "user_addr",
     "size",
     "price",
+    "entry_price",
     "margin",
     "funding_index",
     "epoch",
@@ -197,6 +200,8 @@ _POSITION_FIELDS = {
     "seq",
     "side",
     "unrealized_pnl",
+    *_POSITION_PNL,
+    *_POSITION_TRIGGERS,
     "timestamp",
     "timestamp_ms",
 }
@@ -212,6 +217,11 @@ def _position(item: dict[str, Any], at: str, user_id: str, now_ms: int) -> dict[
     _owner(out["user_addr"], user_id, f"{at}.user_addr")
     out["size"] = integer(item, "size", at)
     out["price"] = integer(item, "price", at, minimum=0)
+    # price is the entry price; entry_price (read by hummingbot's connector) is filled from it.
+    out["entry_price"] = out["price"]
+    if "entry_price" in item and integer(item, "entry_price", at) != out["price"]:
+        where = f"{at}.entry_price"
+        raise FieldError(where, f"{where} must equal {at}.price (the position's entry price)")
     out["margin"] = integer(item, "margin", at)
     out["funding_index"] = number(item, "funding_index", at)
     out["epoch"] = integer(item, "epoch", at)
@@ -221,8 +231,14 @@ def _position(item: dict[str, Any], at: str, user_id: str, now_ms: int) -> dict[
             out[name] = None if item[name] is None else number(item, name, at)
     out["mark_price"] = integer(item, "mark_price", at, minimum=0)
     out["seq"] = integer(item, "seq", at, minimum=0)
-    out["side"] = string(item, "side", at)
+    out["side"] = side(item, at)  # "buy" is a long position, "sell" a short
     out["unrealized_pnl"] = integer(item, "unrealized_pnl", at)
+    for name in _POSITION_PNL:
+        if name in item:
+            out[name] = None if item[name] is None else integer(item, name, at)
+    for name in _POSITION_TRIGGERS:
+        if name in item:
+            out[name] = _int_or_null(item, name, at, minimum=0)
     out["timestamp"], out["timestamp_ms"] = stamps(item, now_ms, at)
     return out
 

@@ -47,7 +47,9 @@ longer lists are split into consecutive events. A caller publishing more than
 - Orders: ``size`` is the order's original size; ``price`` 0 for a market order;
   ``type`` ``limit`` or ``market``; ``stop_loss``/``take_profit`` null.
 - Positions: see :mod:`streamgate.venue.positions` (netting, entry price, margin,
-  liquidation price). ``side`` is ``long``, ``short`` or ``flat``.
+  liquidation price); ``entry_price`` equals ``price``. ``side`` is ``buy`` for a long
+  (or flat) position and ``sell`` for a short, as the stream's SDK types it.
+- Order-book events carry ``matched_at``, the time of the match that moved them.
 - Private item ``seq``: one engine-wide counter, taken as items are emitted, so a
   user's items are in order across the three topics; a fill's two copies (maker's and
   taker's, the same object) share theirs.
@@ -86,7 +88,7 @@ from streamgate.hub.books import DELTA, SNAPSHOT
 from streamgate.protocol.producer import MAX_PRIVATE_ITEMS, MAX_USER_ID
 from streamgate.protocol.topics import is_public_topic
 from streamgate.venue.book import BUY, SELL, BookSide, Order, OrderBook
-from streamgate.venue.positions import BPS, FLAT, LONG, SHORT, Position, PositionBook
+from streamgate.venue.positions import BPS, Position, PositionBook
 
 __all__ = [
     "CANCELLED",
@@ -486,6 +488,7 @@ class Engine:
                 "bids": [[p, s] for p, s in bids],
                 "timestamp": now // 1000,
                 "timestamp_ms": now,
+                "matched_at": now,
             }
             events.append({"topic": f"orderbook/{m.spec.market_addr}", "data": data})
         return events
@@ -668,6 +671,7 @@ class Engine:
             "user_addr": pos.user,
             "size": pos.size,
             "price": pos.entry_price(),
+            "entry_price": pos.entry_price(),
             "margin": pos.margin(),
             "funding_index": pos.funding_index,
             "epoch": pos.epoch,
@@ -679,7 +683,9 @@ class Engine:
             "liq_price": pos.liq_price(m.spec.maintenance_margin_bps),
             "mark_price": mark,
             "seq": self._next_seq(),
-            "side": LONG if pos.size > 0 else SHORT if pos.size < 0 else FLAT,
+            # PROTOCOL.md section 2: "buy" is a long position, "sell" a short (a flat
+            # one, size 0, says "buy"; its size tells it is flat).
+            "side": "sell" if pos.size < 0 else "buy",
             "unrealized_pnl": pos.unrealized(mark),
             "timestamp": now // 1000,
             "timestamp_ms": now,
@@ -764,6 +770,7 @@ class Engine:
                         "bids": levels.get(book.bids, []),
                         "timestamp": now // 1000,
                         "timestamp_ms": now,
+                        "matched_at": now,  # the match that moved these levels
                     },
                 }
             )

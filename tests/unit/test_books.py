@@ -54,6 +54,7 @@ def test_snapshot_then_deltas() -> None:
         "bids": [[97, 3], [98, 1]],
         "timestamp": (T0 + 3_999) // 1000,
         "timestamp_ms": T0 + 3_999,
+        "matched_at": T0 + 3_999,
     }
     assert (book.offset, book.epoch, book.seq) == (3, "ep", 12)
 
@@ -91,6 +92,7 @@ def test_empty_book() -> None:
         "bids": [],
         "timestamp": 0,
         "timestamp_ms": 0,
+        "matched_at": 0,
     }
     assert book.offset == 0
 
@@ -202,3 +204,12 @@ def test_late_client_reconstructs_the_book(
     assert final["bids"] == [[p, client["bids"][p]] for p in sorted(client["bids"])]
     assert _ascending(final["asks"]) and _ascending(final["bids"])
     assert all(size > 0 for _, size in final["asks"] + final["bids"])
+
+
+def test_a_snapshot_carries_the_matched_at_of_the_last_event_it_includes() -> None:
+    book = OrderBook(CH, "M")
+    snap = data(SNAPSHOT, 10, [[103, 1]], [[99, 5]], T0 + 1)
+    book.apply(pub(1, {**snap, "matched_at": T0 - 5}))
+    assert book.snapshot()["matched_at"] == T0 - 5
+    book.apply(pub(2, data(DELTA, 11, [[102, 4]], [], T0 + 2)))  # none given: its own time
+    assert book.snapshot()["matched_at"] == T0 + 2

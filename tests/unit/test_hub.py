@@ -235,6 +235,7 @@ async def test_late_subscriber_gets_a_book_snapshot(env: Env) -> None:
         "bids": [[98, 4], [99, 1]],
         "timestamp": T0 // 1000,
         "timestamp_ms": T0,
+        "matched_at": T0,
     }
     assert (snap.offset, snap.ts_ms) == (3, T0 + 5_000)
     assert catchup.position == snap.position

@@ -67,12 +67,14 @@ POSITION_OPTIONAL = [
     "leverage",
     "liq_price",
 ]
+POSITION_LATE_OPTIONAL = ["realized_pnl_delta", "realized_pnl_cum", "stop_loss", "take_profit"]
 POSITION_KEYS = [
     "sid",
     "market_addr",
     "user_addr",
     "size",
     "price",
+    "entry_price",  # filled from price (PROTOCOL.md section 2)
     "margin",
     "funding_index",
     "epoch",
@@ -82,6 +84,7 @@ POSITION_KEYS = [
     "seq",
     "side",
     "unrealized_pnl",
+    *POSITION_LATE_OPTIONAL,
     "timestamp",
     "timestamp_ms",
 ]
@@ -152,7 +155,7 @@ def position(**extra: Any) -> dict[str, Any]:
         "is_cross": False,
         "mark_price": 98,
         "seq": 9,
-        "side": "short",
+        "side": "sell",
         "unrealized_pnl": -6,
         **extra,
     }
@@ -319,9 +322,11 @@ def test_fill_numbers_may_be_ints_floats_or_negative() -> None:
 def test_position_normalized_optionals_absent_stay_absent() -> None:
     [ev] = parse(private("position"))
     assert ev.channel == f"user:{USER}:position"
-    assert ev.data == [{**position(), "timestamp": NOW_MS // 1000, "timestamp_ms": NOW_MS}]
-    assert not set(POSITION_OPTIONAL) & set(ev.data[0])
-    assert list(ev.data[0]) == [k for k in POSITION_KEYS if k not in POSITION_OPTIONAL]
+    filled = {"entry_price": 100, "timestamp": NOW_MS // 1000, "timestamp_ms": NOW_MS}
+    assert ev.data == [{**position(), **filled}]
+    optional = {*POSITION_OPTIONAL, *POSITION_LATE_OPTIONAL}
+    assert not optional & set(ev.data[0])
+    assert list(ev.data[0]) == [k for k in POSITION_KEYS if k not in optional]
 
 
 def test_position_optionals_kept_in_canonical_place() -> None:
@@ -334,7 +339,7 @@ def test_position_optionals_kept_in_canonical_place() -> None:
     }
     item = dict(reversed(list(position(**optionals).items())))
     [ev] = parse(private("position", item))
-    assert list(ev.data[0]) == POSITION_KEYS
+    assert list(ev.data[0]) == [k for k in POSITION_KEYS if k not in POSITION_LATE_OPTIONAL]
     assert {k: ev.data[0][k] for k in POSITION_OPTIONAL} == optionals
 
 
@@ -345,10 +350,24 @@ def test_position_one_optional(name: str) -> None:
     assert [k for k in POSITION_KEYS if k in ev.data[0]] == list(ev.data[0])
 
 
-@pytest.mark.parametrize("side", ["long", "short", "buy", "sell", "LONG"])
-def test_position_side_is_the_venues_string(side: str) -> None:
+@pytest.mark.parametrize("side", ["buy", "sell"])
+def test_position_side_is_buy_or_sell(side: str) -> None:
     [ev] = parse(private("position", position(side=side)))
     assert ev.data[0]["side"] == side
+
+
+def test_position_entry_price_must_be_its_price() -> None:
+    [ev] = parse(private("position", position(entry_price=100)))
+    assert ev.data[0]["entry_price"] == ev.data[0]["price"] == 100
+    r = refused(private("position", position(entry_price=101)))
+    assert r.field == "data[0].entry_price" and "price" in r.detail
+
+
+def test_position_late_optionals_kept_in_canonical_place() -> None:
+    late = {"take_profit": None, "stop_loss": 90, "realized_pnl_cum": -40, "realized_pnl_delta": 5}
+    [ev] = parse(private("position", dict(reversed(list(position(**late).items())))))
+    assert [k for k in ev.data[0] if k in late] == POSITION_LATE_OPTIONAL
+    assert {k: ev.data[0][k] for k in late} == late
 
 
 def test_position_signed_values() -> None:
@@ -660,7 +679,10 @@ BAD_FILL = _cases(
 )
 
 POSITION_REQUIRED = [
-    k for k in POSITION_KEYS if k not in (*POSITION_OPTIONAL, "timestamp", "timestamp_ms")
+    k
+    for k in POSITION_KEYS
+    if k not in (*POSITION_OPTIONAL, *POSITION_LATE_OPTIONAL, "entry_price", "timestamp_ms")
+    and k != "timestamp"
 ]
 BAD_POSITION = _cases(
     POSITION_REQUIRED,
@@ -677,8 +699,13 @@ BAD_POSITION = _cases(
         **{name: NOT_NUMBER[1:] for name in POSITION_OPTIONAL},
         "mark_price": [*NOT_INT, -1],
         "seq": [*NOT_INT, -1],
-        "side": NOT_STR,
+        "side": [*NOT_SIDE, "short", "long", "flat"],
         "unrealized_pnl": NOT_INT,
+        "entry_price": [*NOT_INT[1:], 99],
+        "realized_pnl_delta": NOT_INT[1:],
+        "realized_pnl_cum": NOT_INT[1:],
+        "stop_loss": [*NOT_INT[1:], -1],
+        "take_profit": [*NOT_INT[1:], -1],
         "timestamp": [*NOT_INT, -1],
         "timestamp_ms": [*NOT_INT, -1],
     },
@@ -741,7 +768,7 @@ def test_unknown_item_field(topic: str, name: str) -> None:
         ("fill", "user_addr"),
         ("fill", "leverage"),
         ("position", "status"),
-        ("position", "stop_loss"),
+        ("position", "leverage_cap"),
         ("position", "maker_fee"),
     ],
 )

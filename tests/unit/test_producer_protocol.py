@@ -95,9 +95,17 @@ def test_snapshot_filled_and_sorted() -> None:
             "bids": [[97, 3], [98, 2], [99, 1]],
             "timestamp": NOW_MS // 1000,
             "timestamp_ms": NOW_MS,
+            "matched_at": NOW_MS,  # filled from timestamp_ms (PROTOCOL.md section 2)
         },
         None,
     )
+
+
+def test_a_given_matched_at_is_kept_and_checked() -> None:
+    [ev] = parse(book(matched_at=1_600_000_000_123))
+    assert ev.data["matched_at"] == 1_600_000_000_123
+    for bad in (-1, "1", 1.5, None):
+        assert refused(body(book(matched_at=bad))).field == "data.matched_at"
 
 
 def test_delta_allows_size_zero_and_empty_sides() -> None:

@@ -118,6 +118,7 @@ POSITION_KEYS = {
     "user_addr",
     "size",
     "price",
+    "entry_price",
     "margin",
     "funding_index",
     "epoch",
@@ -282,6 +283,7 @@ def test_limit_order_rests_with_created_then_placed() -> None:
         "bids": [[6_499_000, 20]],
         "timestamp": T0 // 1000,
         "timestamp_ms": T0,
+        "matched_at": T0,
     }
 
 
@@ -579,9 +581,10 @@ def test_netting_entry_price_and_realized_pnl() -> None:
     assert (last["size"], last["price"], last["side"], last["leverage"]) == (
         -200,
         310_000,
-        "short",
+        "sell",  # a short position (PROTOCOL.md section 2)
         4,
     )
+    assert last["entry_price"] == last["price"]
 
 
 def test_margin_and_liquidation_price() -> None:
@@ -595,7 +598,7 @@ def test_margin_and_liquidation_price() -> None:
     # long: 60000 * (1 - 1/10) / (1 - 0.025) = 55384.615...; short: 60000 * 1.05 / 1.025
     assert long_["liq_price"] == 5_538_462
     assert short["liq_price"] == 6_146_341
-    assert (long_["is_cross"], long_["side"], short["side"]) == (False, "long", "short")
+    assert (long_["is_cross"], long_["side"], short["side"]) == (False, "buy", "sell")
     # The mark moves: unrealized PnL, mark-based margins.
     events = v.publish(v.engine.set_index_price(m, 6_100_000))
     assert topics(events) == ["ticker", "position", "position"]
@@ -609,7 +612,7 @@ def test_margin_and_liquidation_price() -> None:
     v.place(B, m, "buy", 1000, price=6_000_000)
     v.place(A, m, "sell", 1000, price=6_000_000)
     flat = v.items("position", A)[-1]
-    assert (flat["size"], flat["side"], flat["liq_price"], flat["price"]) == (0, "flat", None, 0)
+    assert (flat["size"], flat["side"], flat["liq_price"], flat["price"]) == (0, "buy", None, 0)
     with pytest.raises(ValueError, match="index price"):
         v.engine.set_index_price(m, 0)
 
