@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["PRIVATE_TOPIC", "PUBLIC_TOPIC", "is_private_topic", "is_public_topic"]
+__all__ = [
+    "PRIVATE_TOPIC",
+    "PUBLIC_TOPIC",
+    "has_latest_value",
+    "is_private_topic",
+    "is_public_topic",
+]
 
 # JavaScript's \s (ECMAScript WhiteSpace + LineTerminator), not Python's: the patterns
 # come from a TypeScript SDK. Python's \s also holds U+001C..U+001F and U+0085 and
@@ -24,3 +30,9 @@ def is_public_topic(topic: str) -> bool:
 
 def is_private_topic(topic: str) -> bool:
     return PRIVATE_TOPIC.fullmatch(topic) is not None
+
+
+def has_latest_value(topic: str) -> bool:
+    """True for topics whose subscribe starts with the latest event (PROTOCOL.md section 3,
+    "Latest value", extension): a ticker is a value, not a stream of changes."""
+    return topic.startswith("ticker/")

@@ -34,6 +34,7 @@ from streamgate.server.http import (
     UpgradeHandler,
     json_response,
 )
+from streamgate.server.history import HistoryEndpoint
 from streamgate.server.markets import MarketDirectory
 from streamgate.server.metrics import GatewayCollector, RateSampler, render
 from streamgate.server.producer import Producer
@@ -264,6 +265,7 @@ class Gateway:
         r.add("GET", "/readyz", self._readyz)
         r.add("GET", "/metrics", self._metrics)
         r.add("GET", "/api/v1/markets", self._markets)
+        r.add("GET", "/api/v1/history", HistoryEndpoint(self.broker).handle)
         r.add("GET", "/api/v1/stats", self._stats)
         r.add("POST", "/api/v1/publish", self.producer.publish)
         r.add(

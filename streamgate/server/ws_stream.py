@@ -26,6 +26,7 @@ from streamgate.hub.channels import private_channel, private_kind
 from streamgate.hub.hub import Catchup, Encoder, Hub
 from streamgate.hub.publication import Publication, StreamPosition
 from streamgate.protocol import stream as sp
+from streamgate.protocol.topics import has_latest_value
 from streamgate.server.websocket import CLOSE_POLICY, WsConnection, frame_text
 
 __all__ = ["StreamEndpoint", "StreamHandler"]
@@ -202,7 +203,8 @@ class StreamHandler:
         try:
             for topic in topics:
                 channel = self.endpoint.channel(topic, session.user_id)
-                catchups.append(await hub.subscribe(channel, conn, resume.get(topic)))
+                since, latest = resume.get(topic), has_latest_value(topic)
+                catchups.append(await hub.subscribe(channel, conn, since, latest=latest))
         except BrokerUnavailable:
             # All or nothing: undo only what this subscribe added.
             added = [t for t in topics if t not in already]

@@ -201,20 +201,42 @@ function schedulePublic(event) {
   }, delay);
 }
 
-/** Subscribe the selected market's topics; after a reconnect, resume where we were. */
-function subscribeMarket(resuming) {
-  if (!app.market) return;
-  const topics = topicsOf(app.market);
+/**
+ * Subscribe the selected market's topics; after a reconnect, resume where we were.
+ * The trade tape starts from the recent trades history holds (GET /api/v1/history), and
+ * the subscribe resumes the trade topic from the last of them: no gap, no repeat.
+ */
+async function subscribeMarket(resuming) {
+  const market = app.market;
+  if (!market) return;
+  const topics = topicsOf(market);
   pub.topics = topics;
+  const tradeTopic = topics[1];
+  const loadTape = !pub.positions.has(tradeTopic);
+  if (loadTape) await loadRecentTrades(tradeTopic);
+  if (app.market !== market) return; // another market was chosen meanwhile
   const resume = {};
-  if (resuming) {
-    for (const topic of topics) {
-      const position = pub.positions.get(topic);
-      if (position) resume[topic] = position;
-    }
+  for (const topic of topics) {
+    const position = pub.positions.get(topic);
+    if (position && (resuming || (loadTape && topic === tradeTopic))) resume[topic] = position;
   }
   if (!resume[topics[0]]) book.awaiting = true; // a fresh snapshot will come
   subscribe(topics, resume);
+}
+
+/** Fill the tape with the topic's recent trades, oldest first, as the stream sent them. */
+async function loadRecentTrades(topic) {
+  let doc;
+  try {
+    doc = await fetchJson(`/api/v1/history?topic=${encodeURIComponent(topic)}&limit=${MAX_TRADES}`);
+  } catch (err) {
+    console.warn("no recent trades:", err);
+    return;
+  }
+  if (!pub.topics.includes(topic)) return;
+  for (const frame of doc.events) onMarketEvent(frame);
+  if (!doc.events.length) pub.positions.set(topic, { offset: doc.offset, epoch: doc.epoch });
+  tape.fresh.clear(); // history, not news: no flash
 }
 
 function onPublicMessage(raw) {
