@@ -57,6 +57,7 @@ class Config:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "streamgate:"  # before every Redis key and pub/sub channel
     redis_keep: float = 7 * 86_400.0  # a channel's offsets/epoch/book outlive its last publish
+    redis_timeout: float = 5.0  # a Redis connect or command (any client): then 503/UNAVAILABLE
     presence_ttl: float = 15.0  # a node that stops heartbeating counts no sockets after this
     workers: int = 1  # processes serving one port (SO_REUSEPORT); >1 needs broker=redis
     log_level: str = "INFO"
@@ -144,6 +145,7 @@ class Config:
             "webhooks_lease",
             "presence_ttl",
             "redis_keep",
+            "redis_timeout",
             "workers",
         )
         for name in positive:

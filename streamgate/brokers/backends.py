@@ -45,7 +45,8 @@ def node_id(config: Config) -> str:
 def open_backends(config: Config, node: str) -> Backends:
     """Create (not yet connect) the backends ``config`` asks for."""
     if config.broker == "redis":
-        prefix = config.redis_prefix
+        # Every client this node opens to Redis bounds its connects and commands alike.
+        prefix, timeout = config.redis_prefix, config.redis_timeout
         return Backends(
             broker=RedisBroker(
                 config.redis_url,
@@ -54,18 +55,29 @@ def open_backends(config: Config, node: str) -> Backends:
                 history_ttl=config.history_ttl,
                 keep=config.redis_keep,
                 name=f"streamgate-{node}",
+                timeout=timeout,
             ),
             idempotency=RedisIdempotency(
-                config.redis_url, prefix=prefix, window=config.idempotency_window
+                config.redis_url,
+                prefix=prefix,
+                window=config.idempotency_window,
+                timeout=timeout,
+                name=f"streamgate-{node}-idem",
             ),
             presence=RedisPresence(
-                config.redis_url, prefix=prefix, node=node, ttl=config.presence_ttl
+                config.redis_url,
+                prefix=prefix,
+                node=node,
+                ttl=config.presence_ttl,
+                timeout=timeout,
             ),
             # As long as a node remembers a pair: the timestamp window either side, + 1 s.
             nonces=RedisIdempotency(
                 config.redis_url,
                 prefix=f"{prefix}nonce:",
                 window=2 * config.authorize_window + 1.0,
+                timeout=timeout,
+                name=f"streamgate-{node}-nonce",
             ),
         )
     return Backends(

@@ -48,14 +48,13 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from streamgate.brokers.redis import UNAVAILABLE_ERRORS, unavailable_on_error
+from streamgate.brokers.redis import REDIS_TIMEOUT, UNAVAILABLE_ERRORS, unavailable_on_error
 from streamgate.errors import BrokerUnavailable
 
 __all__ = ["MemoryPresence", "Presence", "RedisPresence"]
 
 log = logging.getLogger("streamgate.presence")
 
-_TIMEOUT = 5.0  # seconds a connect or a command may take before BrokerUnavailable
 _SYNC_BATCH = 500  # members written back per script call
 
 _T = TypeVar("_T")
@@ -262,9 +261,18 @@ class RedisPresence:
         node: this node's name, unique among the nodes sharing ``prefix`` while alive
             (e.g. host, pid and a random part).
         ttl: seconds this node counts as alive after its last heartbeat.
+        timeout: seconds a connect or a command may take before ``BrokerUnavailable``.
     """
 
-    def __init__(self, url: str, *, prefix: str, node: str, ttl: float = 15.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str,
+        node: str,
+        ttl: float = 15.0,
+        timeout: float = REDIS_TIMEOUT,
+    ) -> None:
         if not node:
             raise ValueError("node must not be empty")
         if ttl <= 0:
@@ -274,8 +282,8 @@ class RedisPresence:
         self._redis: Redis = Redis.from_url(
             url,
             client_name=f"streamgate-presence-{node}",
-            socket_connect_timeout=_TIMEOUT,
-            socket_timeout=_TIMEOUT,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
         )
         self._prefix = prefix

@@ -565,8 +565,9 @@ class RedisBroker:
         """Listen to ``channel``; return once Redis confirmed the subscription.
 
         Raises:
-            BrokerUnavailable: not connected, or the connection dropped meanwhile (the
-                channel is then subscribed again by the reconnect).
+            BrokerUnavailable: not connected, the connection dropped meanwhile, or Redis
+                did not confirm within ``timeout`` (then the reader reconnects, and the
+                channel is subscribed again if it is still wanted).
         """
         pubsub = self._pubsub
         if pubsub is None or not self._ready:
@@ -585,7 +586,13 @@ class RedisBroker:
                 self._channels.discard(channel)
                 self._broken = True  # the reader reconnects
                 raise BrokerUnavailable(f"redis: {exc}") from exc
-        await asyncio.shield(fut)
+        try:
+            async with asyncio.timeout(self._timeout):
+                await asyncio.shield(fut)
+        except TimeoutError:
+            # A hung Redis, or a half-dead connection: start over on a new one.
+            self._broken = True
+            raise BrokerUnavailable("redis: the subscription was not confirmed in time") from None
         if channel not in self._last:
             # Where a reconnect continues from if nothing gets delivered before.
             with contextlib.suppress(BrokerUnavailable):

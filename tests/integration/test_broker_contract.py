@@ -289,6 +289,7 @@ async def test_book_is_the_state_at_its_offset(backend: Backend) -> None:
         "bids": [[98, 4], [99, 1]],
         "timestamp": (T0 - 12) // 1000,
         "timestamp_ms": T0 - 12,
+        "matched_at": T0 - 12,  # the last event's (filled from its timestamp_ms)
     }
     assert await broker.book_seqs([BOOK, "orderbook/N"]) == {BOOK: 12}
     await broker.publish([book("snapshot", 3, [[BIG, 1]], [])])  # a snapshot replaces
