@@ -235,15 +235,21 @@ class BearerVerifier:
         settings: AuthSettings,
         *,
         purpose: str = STREAM_PURPOSE,
+        own_only: bool = False,
         clock: Callable[[], float] = time.time,
         jwks_client: jwt.PyJWKClient | None = None,
     ) -> None:
-        """Raises ``ValueError`` for a bad secret, ``ConfigError`` for a bad platform key."""
+        """Raises ``ValueError`` for a bad secret, ``ConfigError`` for a bad platform key.
+
+        ``own_only``: accept only tokens signed with ``secret`` (the gateway's own), never a
+        platform key's: push tickets are minted by the gateway alone.
+        """
         self._own = VerifyKey(
             OWN_KID, "HS256", check_secret(secret, "the signing secret"), "the signing secret"
         )
         self._settings = settings
         self._purpose = purpose
+        self._own_only = own_only
         self._clock = clock
         self._ring = KeyRing.from_settings(
             settings.hs256_secrets, settings.public_key_files, settings.jwks_file
@@ -295,6 +301,8 @@ class BearerVerifier:
         own = kid == OWN_KID or (kid is None and self._peek_issuer(token) == self._settings.issuer)
         if own:
             candidates, issuers = [self._own], (self._settings.issuer,)
+        elif self._own_only:
+            raise InvalidToken("not signed by this gateway")
         else:
             candidates, issuers = self._platform_keys(kid), self._platform_issuers
         if alg != candidates[0].algorithm:

@@ -160,7 +160,7 @@ class Gateway:
         self.push = PushEndpoint(
             self.hub,
             self.presence,
-            BearerVerifier(secret, auth, purpose=PUSH_PURPOSE),
+            BearerVerifier(secret, auth, purpose=PUSH_PURPOSE, own_only=True),
             max_per_sub_user=config.max_sockets_per_sub_user,
         )
         self.rates = RateSampler(self.hub, self.sockets)

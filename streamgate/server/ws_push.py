@@ -92,6 +92,10 @@ class PushEndpoint:
         tenant = claims.claims.get("tenant")
         if claims.claims.get("purpose") != pp.PUSH_PURPOSE or not isinstance(tenant, str):
             raise InvalidToken("not a push ticket")
+        try:
+            push_channel(tenant, claims.subject)  # a tenant and sub-user a channel can carry
+        except ValueError:
+            raise InvalidToken("not a push ticket: bad tenant or sub-user") from None
         return tenant, claims.subject
 
     def attach(self, conn: WsConnection, ticket: str | None, resume: StreamPosition | None) -> None:

@@ -8,6 +8,13 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -248,3 +255,51 @@ async def test_wrong_shape_is_refused_with_the_field_named(gw: Gateway) -> None:
     assert result.status == 400
     error = result.json()["error"]
     assert (error["code"], error["index"], error["field"]) == ("INVALID_EVENT", 1, "data.amountWei")
+
+
+async def test_push_sockets_open_only_with_the_gateways_own_tickets(tmp_path: Path) -> None:
+    """Platform keys verify private-stream bearers, never push tickets (issue 11.9)."""
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ed_key = ed25519.Ed25519PrivateKey.generate()
+    files = []
+    for kid, key in (("rsa", rsa_key), ("ed", ed_key)):
+        path = tmp_path / f"{kid}.pem"
+        path.write_bytes(
+            key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        )
+        files.append(f"{kid}={path}")
+    hs_secret = "s3cr3t-platform-key-0123456789abcdef"
+    settings = {
+        "jwt_hs256_secrets": f"plat={hs_secret}",
+        "jwt_public_keys": ",".join(files),
+        "jwt_trusted_issuers": "platform",
+    }
+    async with running_gateway(tmp_path / "gw", **settings) as gw:
+        now = int(time.time())
+        claims = {
+            "sub": "u1",
+            "iss": "platform",
+            "aud": "streamgate",
+            "iat": now,
+            "exp": now + 60,
+            "purpose": "ws-push",
+            "tenant": "acme",
+        }
+        pem = {
+            k: v.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+            for k, v in (("rsa", rsa_key), ("ed", ed_key))
+        }
+        forged = [
+            jwt.encode(claims, hs_secret, algorithm="HS256", headers={"kid": "plat"}),
+            jwt.encode(claims, pem["rsa"], algorithm="RS256", headers={"kid": "rsa"}),
+            jwt.encode(claims, pem["ed"], algorithm="EdDSA", headers={"kid": "ed"}),
+            # Our own key, but a tenant no channel can carry: 4001, not a dropped socket.
+            gw.tokens.issue("u1", purpose="ws-push", extra={"tenant": "evil:x"}),
+        ]
+        for token in forged:
+            async with push_socket(gw, token) as ws:
+                messages, code = await messages_until_close(ws)
+            assert (messages, code) == ([], 4001), token
+        key, _ = gw.api_keys.create("acme")  # the gateway's own ticket still opens one
+        async with push_socket(gw, await ticket(gw, key, "u1")) as ws:
+            assert (await recv_json(ws))["event"] == "connected"
