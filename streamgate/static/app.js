@@ -3,7 +3,8 @@
 // - Market data from /ws/public (PROTOCOL.md section 2): orderbook/<m> (snapshot, then
 //   deltas checked for seq continuity; a gap re-subscribes for a fresh snapshot),
 //   trade/<m> and ticker/<m>. Reconnects with backoff and resumes with the last
-//   offset/epoch of each topic (section 3).
+//   offset/epoch of each topic (section 3). The trade tape starts from the recent trades
+//   of GET /api/v1/history and resumes the trade topic from the last of them.
 // - A demo sub-user's push stream from /ws (section 1), with a ticket from POST /demo/ticket
 //   (or one pasted in, when the gateway runs without the demo venue).
 // - The gateway's figures from GET /api/v1/stats, every second.

@@ -327,3 +327,65 @@ async def test_live_page_without_demo_follows_published_book(
         assert await side_prices(page, "bid") == [90]
         await screenshot(page, "live-page-no-demo.png")
         assert errors == [], errors
+
+
+TAPE_JS = """
+() => Array.from(document.querySelectorAll("#trades tr.trade")).map((row) => row.innerText)
+"""
+
+
+async def test_the_trade_tape_starts_from_recent_trades_then_goes_live(
+    tmp_path: Path, browser_page: Page
+) -> None:
+    """The tape shows the trades made before the page opened, then new ones, each once."""
+    page = browser_page
+    errors = collect_page_errors(page)
+    market = "0x" + "cd" * 32
+    async with running_gateway(tmp_path) as gw:
+        await publish_book(
+            gw,
+            market,
+            {"type": "orderbook_snapshot", "seq": 1, "asks": [[105, 1]], "bids": [[95, 1]]},
+        )
+        earlier = [
+            {
+                "topic": f"trade/{market}",
+                "data": {
+                    "seq": n,
+                    "trades": [
+                        {"id": f"t{n}", "side": "buy", "price": 100 + n, "size": n, "seq": n}
+                    ],
+                },
+            }
+            for n in (1, 2, 3)
+        ]
+        await publish_ok(gw, earlier)
+        await open_live_page(page, gw)
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#trades tr.trade').length === 3"
+        )
+        tape = await page.evaluate(TAPE_JS)
+        assert [row.split()[-2:] for row in tape] == [["103", "3"], ["102", "2"], ["101", "1"]], (
+            tape
+        )
+        assert not await page.is_visible(".tape-empty")
+        later = {
+            "topic": f"trade/{market}",
+            "data": {
+                "seq": 4,
+                "trades": [{"id": "t4", "side": "sell", "price": 99, "size": 4, "seq": 4}],
+            },
+        }
+        await publish_ok(gw, [later])
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#trades tr.trade').length === 4"
+        )
+        tape = await page.evaluate(TAPE_JS)
+        assert [row.split()[-2:] for row in tape] == [
+            ["99", "4"],
+            ["103", "3"],
+            ["102", "2"],
+            ["101", "1"],
+        ], tape
+        await screenshot(page, "live-page-tape-from-history.png")
+        assert errors == [], errors
