@@ -76,6 +76,12 @@ class Config:
     abuse_window: float = 10.0
     outbound_buffer_bytes: int = 1_048_576  # past it: close 4009 Slow consumer
     send_buffer_bytes: int = 0  # SO_SNDBUF of WebSocket sockets; 0 leaves it to the kernel
+    # HTTP timeouts and connection caps (issue 11; docs/protocol-notes.md)
+    http_header_timeout: float = 10.0  # a request head must arrive within this
+    http_body_timeout: float = 30.0  # and its body within this after the head
+    http_idle_timeout: float = 30.0  # a kept-alive connection idle this long is closed
+    max_connections: int = 0  # HTTP and WebSocket; 0: from the open-file limit
+    max_connections_per_ip: int = 2_000  # 0: none; never more than max_connections / 2
     # history, idempotency, producer API
     history_size: int = 1_000
     history_ttl: float = 300.0
@@ -147,10 +153,16 @@ class Config:
             "redis_keep",
             "redis_timeout",
             "workers",
+            "http_header_timeout",
+            "http_body_timeout",
+            "http_idle_timeout",
         )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("max_connections", "max_connections_per_ip"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.hard_max_frame_bytes < self.max_frame_bytes:
             raise ConfigError("hard_max_frame_bytes must be >= max_frame_bytes")
         if self.broker not in ("memory", "redis"):

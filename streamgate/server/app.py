@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from streamgate.auth.apikeys import ApiKeyStore
+from streamgate.auth.apikeys import ApiKeyError, ApiKeyStore
 from streamgate.auth.authorize import Authorizer
 from streamgate.auth.tokens import BearerVerifier, TokenIssuer, load_or_create_secret
 from streamgate.brokers.backends import node_id, open_backends
@@ -25,6 +25,7 @@ from streamgate.errors import ConfigError
 from streamgate.hub.hub import Hub
 from streamgate.protocol.push import PUSH_PURPOSE, BadResume, parse_resume, ticket_from
 from streamgate.protocol.stream import StreamLimits
+from streamgate.server.admission import ConnectionLimits, connection_cap, raise_open_file_limit
 from streamgate.server.authorize import authorize_endpoint
 from streamgate.server.http import (
     HttpConnection,
@@ -98,10 +99,13 @@ class Gateway:
         self.idempotency = self.backends.idempotency
         self.presence = self.backends.presence
         self.hub = Hub(self.broker)
+        # Every TCP connection, HTTP or WebSocket; the total is sized in start().
+        self.limits = ConnectionLimits(total=1, per_ip=config.max_connections_per_ip)
         self.sockets = WsRegistry(
             interval=config.ping_interval,
             timeout=config.ping_timeout,
             close_timeout=config.close_timeout,
+            limits=self.limits,
         )
         self.markets = MarketDirectory(config.markets)
         self.producer_key = producer_key(config)
@@ -184,6 +188,9 @@ class Gateway:
         self.sockets.start()
         self.rates.start()
         self._dispatching = asyncio.create_task(self.dispatcher.run())
+        caps = self.limits
+        caps.total = connection_cap(self.config.max_connections, raise_open_file_limit())
+        log.info("= connections: %d at most, %d per address", caps.total, caps.per_ip_cap)
         self._server = await loop.create_server(
             self._new_connection,
             self.config.host,
@@ -257,6 +264,10 @@ class Gateway:
             max_body=self.config.max_publish_bytes,
             on_open=self.http_conns.add,
             on_close=self.http_conns.discard,
+            header_timeout=self.config.http_header_timeout,
+            body_timeout=self.config.http_body_timeout,
+            idle_timeout=self.config.http_idle_timeout,
+            admission=self.limits,
         )
 
     def _routes(self) -> None:
@@ -268,6 +279,10 @@ class Gateway:
         r.add("GET", "/api/v1/history", HistoryEndpoint(self.broker).handle)
         r.add("GET", "/api/v1/stats", self._stats)
         r.add("POST", "/api/v1/publish", self.producer.publish)
+        # Keys are checked on the head: a refused body is never read (issue 11).
+        r.check_head("/api/v1/publish", self.producer.authorized)
+        for path, prefix in (("/auth/ws-token", False), ("/webhooks", False), ("/webhooks/", True)):
+            r.check_head(path, self._tenant_key_valid, prefix=prefix)
         r.add(
             "POST", "/api/v1/authorize", authorize_endpoint(self.authorizer, self.backends.nonces)
         )
@@ -286,6 +301,13 @@ class Gateway:
             allow_private=bool(self.config.webhooks_allow_loopback),
             wake=self.dispatcher.wake,
         ).mount(r)
+
+    def _tenant_key_valid(self, request: HttpRequest) -> bool:
+        try:
+            self.api_keys.authenticate(request.header("api-key"))
+        except ApiKeyError:
+            return False
+        return True
 
     async def _healthz(self, request: HttpRequest) -> HttpResponse:
         return json_response(200, {"status": "ok"})
@@ -359,6 +381,7 @@ class Gateway:
             flusher=self._flusher,
             queue_limit=self.config.outbound_buffer_bytes,
             max_message=self.config.hard_max_frame_bytes,
+            client=request.client,
         )
         if self.config.send_buffer_bytes:
             sock = transport.get_extra_info("socket")

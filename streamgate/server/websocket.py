@@ -8,7 +8,10 @@ that passes its limit closes that connection with 4009 Slow consumer and nothing
 
 Inbound frames are parsed by ``websockets.server.ServerProtocol`` (it answers client
 pings and close frames itself); whole text or binary messages go to the connection's
-:class:`MessageHandler`, the protocol adapter.
+:class:`MessageHandler`, the protocol adapter. The pongs it queues go through the same
+bounded queue as events, so a peer that pings and never reads is cut with 4009 like any
+slow consumer (issue 11); once cut, the peer is no longer read, and nothing it sends
+while its socket closes is answered.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from websockets.typing import Subprotocol
 
 from streamgate.hub.hub import Encoder
 from streamgate.hub.queue import WriteQueue
+from streamgate.server.admission import ConnectionLimits
 from streamgate.server.http import HttpRequest
 
 __all__ = [
@@ -98,11 +102,20 @@ class WsRegistry:
     """Every open WebSocket connection of this node; sends pings and drops dead peers.
 
     Each connection is pinged every ``interval`` seconds; one whose pong has not come
-    back ``timeout`` seconds after its ping is closed with 1011.
+    back ``timeout`` seconds after its ping is closed with 1011. A closed connection
+    gives its client's slot back to ``limits`` (taken when it was accepted as HTTP).
     """
 
-    def __init__(self, *, interval: float, timeout: float, close_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        interval: float,
+        timeout: float,
+        close_timeout: float = 5.0,
+        limits: ConnectionLimits | None = None,
+    ) -> None:
         self.conns: set[WsConnection] = set()
+        self.limits = limits
         self.interval = interval
         self.timeout = timeout
         self.close_timeout = close_timeout
@@ -135,6 +148,7 @@ class WsConnection(asyncio.Protocol):
         "_fragments",
         "_fragments_text",
         "_paused",
+        "client",
         "closing",
         "encoder",
         "flusher",
@@ -157,8 +171,10 @@ class WsConnection(asyncio.Protocol):
         flusher: Flusher,
         queue_limit: int,
         max_message: int,
+        client: str = "",
     ) -> None:
         self.transport = transport
+        self.client = client
         self.kind = kind
         self.registry = registry
         self.flusher = flusher
@@ -188,6 +204,9 @@ class WsConnection(asyncio.Protocol):
         if not queue.put(data):
             self.registry.slow_consumers += 1
             self.close(CLOSE_SLOW_CONSUMER, "Slow consumer", discard=True)
+            # It does not read: nor do we, unless its socket drains (resume_writing),
+            # so that it cannot make us buffer more; close_timeout ends it otherwise.
+            self.transport.pause_reading()
             return
         if was_empty and not self._paused:
             self.flusher.mark(self)
@@ -208,7 +227,9 @@ class WsConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._paused = False
-        if self.queue and not self.closing:
+        if self.closing:
+            self.transport.resume_reading()  # for the peer's answer to our close frame
+        elif self.queue:
             self.flusher.mark(self)
 
     # -- inbound ----------------------------------------------------------------------
@@ -219,7 +240,17 @@ class WsConnection(asyncio.Protocol):
         for event in ws.events_received():
             if isinstance(event, Frame):
                 self._frame(event)
-        self._write_protocol_output()
+        if ws.state is State.OPEN:
+            # Only pongs come out while open: they count against the queue's limit.
+            for pong in ws.data_to_send():
+                self.enqueue(pong)
+        elif self.closing:
+            # Our close frame is out: what comes now is pongs (dropped) and the EOF.
+            for chunk in ws.data_to_send():
+                if not chunk and not self.transport.is_closing():
+                    self.transport.close()
+        else:
+            self._write_protocol_output()  # the peer's close, answered; or a failure
         # Only a finished close handshake ends the socket here; a close we started waits
         # for the peer's answer under the close timer (close_expected() is a cue for a
         # timer, not for closing now: websockets' sans-I/O contract).
@@ -334,7 +365,10 @@ class WsConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self.ws.parser.close()  # break the parser's reference cycle: refcounting frees it
-        self.registry.conns.discard(self)
+        registry = self.registry
+        registry.conns.discard(self)
+        if registry.limits is not None:
+            registry.limits.release(self.client)
         if self._close_timer is not None:
             self._close_timer.cancel()
         self._release()

@@ -1,0 +1,156 @@
+"""WsConnection over ``socket.socketpair()``: pongs, the outbound limit, reading and closing.
+
+The gateway's side is a real uvloop transport; the peer is websockets' sans-I/O client
+on the other end of the pair, reading only when a test says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from websockets.client import ClientProtocol
+from websockets.frames import Close, Frame, Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
+
+from streamgate.server.websocket import Flusher, WsConnection, WsRegistry, frame_text
+
+from support import UNIT
+
+
+@dataclass
+class Peer:
+    sock: socket.socket
+    ws: ClientProtocol
+
+    async def send(self, data: bytes) -> None:
+        await asyncio.get_running_loop().sock_sendall(self.sock, data)
+
+    async def ping(self, payload: bytes, count: int = 1) -> None:
+        frame = Frame(Opcode.PING, payload).serialize(mask=True, extensions=[])
+        await self.send(frame * count)
+
+    async def raw(self, within: float) -> bytes:
+        """Every byte that arrives within ``within`` time units, unparsed."""
+        loop = asyncio.get_running_loop()
+        data = b""
+        deadline = loop.time() + within * UNIT
+        while (left := deadline - loop.time()) > 0:
+            try:
+                chunk = await asyncio.wait_for(loop.sock_recv(self.sock, 1 << 16), left)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    async def frames(self, within: float = 1.0) -> list[Frame]:
+        """Read for ``within`` time units or until EOF; answer what the protocol says."""
+        loop = asyncio.get_running_loop()
+        got: list[Frame] = []
+        deadline = loop.time() + within * UNIT
+        while (left := deadline - loop.time()) > 0:
+            try:
+                chunk = await asyncio.wait_for(loop.sock_recv(self.sock, 1 << 16), left)
+            except TimeoutError:
+                break
+            if not chunk:
+                self.ws.receive_eof()
+            else:
+                self.ws.receive_data(chunk)
+            got.extend(e for e in self.ws.events_received() if isinstance(e, Frame))
+            for out in self.ws.data_to_send():
+                if out:
+                    await self.send(out)
+            if not chunk:
+                break
+        return got
+
+
+@asynccontextmanager
+async def pair(
+    *, queue_limit: int = 1 << 20, close_timeout: float = 60.0, sndbuf: int | None = None
+) -> AsyncIterator[tuple[WsConnection, Peer]]:
+    ours, theirs = socket.socketpair()
+    if sndbuf is not None:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    theirs.setblocking(False)
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+    registry = WsRegistry(interval=3600, timeout=3600, close_timeout=close_timeout)
+    conn = WsConnection(
+        transport,
+        kind="public",
+        registry=registry,
+        flusher=Flusher(loop),
+        queue_limit=queue_limit,
+        max_message=1 << 20,
+    )
+    transport.set_protocol(conn)
+    peer = Peer(theirs, ClientProtocol(parse_uri("ws://127.0.0.1/"), state=State.OPEN))
+    try:
+        yield conn, peer
+    finally:
+        transport.abort()
+        theirs.close()
+
+
+def closes(frames: list[Frame]) -> list[int]:
+    return [Close.parse(f.data).code for f in frames if f.opcode is Opcode.CLOSE]
+
+
+async def until_closed(conn: WsConnection, within: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within * UNIT
+    while conn in conn.registry.conns:
+        assert loop.time() < deadline, "the socket did not close"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_ping_is_answered_with_its_pong() -> None:
+    async with pair() as (_, peer):
+        await peer.ping(b"hi")
+        frames = await peer.frames(0.2)
+        assert [(f.opcode, f.data) for f in frames] == [(Opcode.PONG, b"hi")]
+
+
+async def test_pongs_count_against_the_outbound_limit() -> None:
+    async with pair(queue_limit=4096) as (conn, peer):
+        await peer.ping(b"p" * 125, count=100)  # 12.7 KB of pongs in one read
+        frames = await peer.frames(0.5)
+        assert closes(frames) == [4009]
+        pongs = [f for f in frames if f.opcode is Opcode.PONG]
+        assert len(pongs) * 127 <= 4096  # at most what fitted (a cut discards the queue)
+        assert conn.registry.slow_consumers == 1
+
+
+async def test_a_cut_peer_is_not_read_until_its_socket_drains() -> None:
+    async with pair(queue_limit=65_536, sndbuf=4096) as (conn, peer):
+        event = frame_text(b"x" * 16_000)
+        for _ in range(1000):  # bounded: the transport backs up, then the queue fills
+            conn.enqueue(event)
+            await asyncio.sleep(0)
+            if conn.closing:
+                break
+        assert conn.registry.slow_consumers == 1
+        assert not conn.transport.is_reading()
+        # The peer catches up: it is read again, and its answer to 4009 ends the socket
+        # long before the 60 s close timeout.
+        frames = await peer.frames(1.0)
+        assert closes(frames) == [4009]
+        await until_closed(conn)
+
+
+async def test_pings_after_our_close_frame_get_no_pong() -> None:
+    async with pair() as (conn, peer):
+        conn.close(1001, "going away")
+        await peer.ping(b"late", count=3)
+        close = Frame(Opcode.CLOSE, Close(1001, "going away").serialize())
+        assert await peer.raw(0.3) == close.serialize(mask=False)  # and nothing after it
+        await peer.send(close.serialize(mask=True, extensions=[]))
+        await until_closed(conn)
