@@ -271,7 +271,7 @@ class StreamHandler:
         suspended: dict[str, StreamPosition] = {}
         for topic in self.session.topics:
             channel = self.endpoint.channel(topic, user)
-            position = hub.delivered_position(channel)
+            position = hub.delivered_position(channel, self.conn)
             hub.unsubscribe(channel, self.conn)
             if position is not None:
                 suspended[topic] = position
