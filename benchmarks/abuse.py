@@ -7,7 +7,7 @@ hard, as on the machine issue 11 was filed from, and runs four abuses against it
 
 1. ``silent``: one address (127.0.0.1) holds N TCP connections and sends nothing;
 2. ``heads``: N connections over four other addresses send half a request head and stall
-   (the gateway runs with ``STREAMGATE_HTTP_HEADER_TIMEOUT=1``; unknown before the change,
+   (this gateway runs with ``STREAMGATE_HTTP_HEADER_TIMEOUT=1``; unknown before the change,
    and then ignored);
 3. ``bodies``: K clients without a producer key send most of an 8 MB publish and stall;
 4. ``pings``: one WebSocket client that never reads sends M MB of pings.
@@ -43,6 +43,8 @@ REPO = Path(__file__).resolve().parent.parent
 NOFILE = 1024
 HOLD = 1.0  # seconds an abuse is held before the figures are taken
 STEP_TIMEOUT = 8.0  # no step of an abuse waits longer than this
+
+Abuse = Callable[[int, int], Awaitable[None]]  # (port, gateway pid) -> figures printed
 
 
 def log(msg: str) -> None:
@@ -252,21 +254,22 @@ def main() -> int:
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
     print(f"one fresh gateway per abuse, RLIMIT_NOFILE {NOFILE}", flush=True)
-    abuses = (
-        lambda port, pid: abuse_silent(port, pid, args.silent),
-        lambda port, pid: abuse_heads(port, pid, args.heads),
-        lambda port, pid: abuse_bodies(port, pid, args.bodies),
-        lambda port, pid: abuse_pings(port, pid, args.ping_mb),
-    )
-    for abuse in abuses:
+    short_heads = {"STREAMGATE_HTTP_HEADER_TIMEOUT": "1"}
+    abuses: list[tuple[Abuse, dict[str, str]]] = [
+        (lambda port, pid: abuse_silent(port, pid, args.silent), {}),
+        (lambda port, pid: abuse_heads(port, pid, args.heads), short_heads),
+        (lambda port, pid: abuse_bodies(port, pid, args.bodies), {}),
+        (lambda port, pid: abuse_pings(port, pid, args.ping_mb), {}),
+    ]
+    for abuse, settings in abuses:
         started = time.monotonic()
-        with_gateway(abuse)
+        with_gateway(abuse, settings)
         log(f"took {time.monotonic() - started:.1f} s")
     return 0
 
 
-def with_gateway(abuse: Callable[[int, int], Awaitable[None]]) -> None:
-    """Run one abuse against a fresh gateway; stop it (by PID) after."""
+def with_gateway(abuse: Abuse, settings: dict[str, str]) -> None:
+    """Run one abuse against a fresh gateway (with ``settings``); stop it (by PID) after."""
 
     async def run(port: int, pid: int) -> None:
         await ready(port, pid)
@@ -278,9 +281,9 @@ def with_gateway(abuse: Callable[[int, int], Awaitable[None]]) -> None:
         env.update(
             STREAMGATE_DATA_DIR=data,
             STREAMGATE_PRODUCER_KEY=secrets.token_hex(16),
-            STREAMGATE_HTTP_HEADER_TIMEOUT="1",
             STREAMGATE_LOG_LEVEL="WARNING",
         )
+        env.update(settings)
         cmd = [sys.executable, "-m", "streamgate", "serve", "--port", str(port)]
         with open(Path(data) / "gateway.log", "wb") as out:
             proc = subprocess.Popen(
