@@ -9,12 +9,12 @@ Limits (issue 11): a request head must arrive within ``header_timeout`` (from th
 or from its first byte after a kept-alive response), its body within ``body_timeout``
 after the head, and a kept-alive connection may idle ``idle_timeout`` between requests;
 past them the connection is closed (408 when part of a request came). Every connection
-takes a slot of a :class:`~streamgate.server.admission.ConnectionLimits` (503 when there
-is none). A route may judge a request on its head (:meth:`Router.check_head`): refused,
-it is answered before its body is read, the body is never buffered, and the connection
-closes. Refusals made before a body is read close with a lingering close (half-close,
-what still comes is dropped, at most ``LINGER`` seconds) so the client reads the answer
-instead of a reset.
+takes a slot of a :class:`~streamgate.server.admission.ConnectionLimits` (when there is
+none: 503 on its first bytes, and closed). A route may judge a request on its head
+(:meth:`Router.check_head`): refused, it is answered before its body is read, the body
+is never buffered, and the connection closes. Refusals made before a body is read close
+with a lingering close (half-close, what still comes is dropped, at most ``LINGER``
+seconds) so the client reads the answer instead of a reset.
 """
 
 from __future__ import annotations
