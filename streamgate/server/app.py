@@ -27,6 +27,7 @@ from streamgate.protocol.push import PUSH_PURPOSE, BadResume, parse_resume, tick
 from streamgate.protocol.stream import StreamLimits
 from streamgate.server.admission import ConnectionLimits, connection_cap, raise_open_file_limit
 from streamgate.server.authorize import authorize_endpoint
+from streamgate.server.history import HistoryEndpoint
 from streamgate.server.http import (
     HttpConnection,
     HttpRequest,
@@ -35,7 +36,6 @@ from streamgate.server.http import (
     UpgradeHandler,
     json_response,
 )
-from streamgate.server.history import HistoryEndpoint
 from streamgate.server.markets import MarketDirectory
 from streamgate.server.metrics import GatewayCollector, RateSampler, render
 from streamgate.server.producer import Producer

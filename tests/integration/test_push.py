@@ -262,10 +262,10 @@ async def test_push_sockets_open_only_with_the_gateways_own_tickets(tmp_path: Pa
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ed_key = ed25519.Ed25519PrivateKey.generate()
     files = []
-    for kid, key in (("rsa", rsa_key), ("ed", ed_key)):
+    for kid, private in (("rsa", rsa_key), ("ed", ed_key)):
         path = tmp_path / f"{kid}.pem"
         path.write_bytes(
-            key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+            private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
         )
         files.append(f"{kid}={path}")
     hs_secret = "s3cr3t-platform-key-0123456789abcdef"
