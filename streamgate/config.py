@@ -112,8 +112,9 @@ class Config:
     webhooks_postgres_dsn: str = ""  # a PostgreSQL outbox shared by several nodes
     webhooks_per_endpoint: int = 4  # deliveries in flight per endpoint
     webhooks_timeout: float = 10.0  # per delivery attempt (PROTOCOL.md: 10 s)
-    webhooks_lease: float = 60.0  # a dead node's deliveries are retried after this
-    node_name: str = ""  # this node's name in outbox leases; empty: host-pid
+    webhooks_lease: float = 10.0  # renewed while in flight; a dead node's work resumes after it
+    node_name: str = ""  # this node's name (unique); empty: host-pid, leases: kept in data_dir
+    worker_index: int = 0  # set by `serve --workers N` for each worker (0..N-1)
     markets: tuple[MarketConfig, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -167,6 +168,8 @@ class Config:
             raise ConfigError("hard_max_frame_bytes must be >= max_frame_bytes")
         if self.broker not in ("memory", "redis"):
             raise ConfigError(f"broker must be 'memory' or 'redis', got {self.broker!r}")
+        if self.worker_index < 0:
+            raise ConfigError(f"worker_index must be >= 0, got {self.worker_index!r}")
         if self.workers > 1 and self.broker != "redis":
             raise ConfigError(
                 "workers > 1 needs broker = 'redis': separate processes share nothing else"

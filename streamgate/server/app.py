@@ -52,6 +52,7 @@ from streamgate.server.websocket import (
 from streamgate.server.ws_push import PushEndpoint, offered_subprotocols
 from streamgate.server.ws_stream import StreamEndpoint
 from streamgate.server.ws_token import WsTokenEndpoint
+from streamgate.webhooks.node import hold_lease_name
 from streamgate.webhooks.outbox import Outbox
 from streamgate.webhooks.schedule import DEFAULT_SCHEDULE, parse_schedule
 from streamgate.webhooks.sender import Dispatcher
@@ -111,9 +112,13 @@ class Gateway:
         self.producer_key = producer_key(config)
         self.webhook_store = open_store(config.data_path, config.webhooks_postgres_dsn or None)
         allow_private = bool(config.webhooks_allow_loopback)
+        self.lease_name = hold_lease_name(
+            config.data_path, worker=config.worker_index, name=config.node_name
+        )
         self.dispatcher = Dispatcher(
             self.webhook_store,
-            node=self.node,
+            node=self.lease_name.name,
+            take_back=self.lease_name.stable,
             allow_private=allow_private,
             schedule=(
                 parse_schedule(config.webhooks_retry_schedule)
@@ -250,6 +255,7 @@ class Gateway:
             self._dispatching.cancel()
             await asyncio.gather(self._dispatching, return_exceptions=True)
         await self.webhook_store.close()
+        self.lease_name.close()
         await self.backends.close()
         await self.broker.close()
         self.api_keys.close()

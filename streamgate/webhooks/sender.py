@@ -1,12 +1,15 @@
 """Delivery: lease due deliveries from the outbox, POST them signed, record the outcome.
 
 At-least-once (PROTOCOL.md section 1, Webhooks): a delivery stays in the outbox until an
-endpoint answers 2xx; a node that dies mid-delivery loses its lease and another node (or
-itself after a restart) tries again with the same ``webhook-id``. Retries follow the
-schedule with jitter, a ``Retry-After`` is honoured, 410 Gone disables the endpoint, and
-so does failing continuously for 72 h. At most ``per_endpoint`` deliveries are in flight
-per endpoint (across nodes: the store counts leases), so one slow receiver holds back only
-itself.
+endpoint answers 2xx; a node that dies mid-delivery loses its lease and another node
+tries again with the same ``webhook-id``. Leases are short (``lease``, 10 s by default)
+and renewed every third of that while their attempt is in flight, so a slow endpoint
+keeps its delivery and a dead node's work resumes within one lease; a node restarting
+under its old lease name (:mod:`.node`) takes its leases back before its first claim.
+Retries follow the schedule with jitter, a ``Retry-After`` is honoured, 410 Gone
+disables the endpoint, and so does failing continuously for 72 h. At most
+``per_endpoint`` deliveries are in flight per endpoint (across nodes: the store counts
+leases), so one slow receiver holds back only itself.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from streamgate.webhooks.signing import headers as signed_headers
 from streamgate.webhooks.store import Attempt, Delivery, Endpoint, WebhookStore
 from streamgate.webhooks.targets import TargetRefused, TargetUnresolvable, resolve_and_check
 
-__all__ = ["Dispatcher"]
+__all__ = ["DEFAULT_LEASE", "Dispatcher"]
+
+DEFAULT_LEASE = 10.0  # seconds; renewed every third of it while the attempt runs
 
 log = logging.getLogger("streamgate.webhooks")
 
@@ -41,10 +46,13 @@ class Dispatcher:
 
     Args:
         node: this node's name in leases.
+        take_back: ``node`` is this node's name from earlier runs (:mod:`.node`): end its
+            leases before the first claim, since none of its attempts is in flight.
         allow_private: deliver to loopback/private addresses (tests, local development).
         per_endpoint: deliveries in flight per endpoint, across nodes.
         max_in_flight: deliveries in flight on this node.
-        lease: seconds a leased delivery is this node's before others may take it.
+        lease: seconds a leased delivery is this node's before others may take it,
+            renewed every ``lease / 3`` while its attempt is in flight.
         poll: seconds between looks at the outbox when nothing wakes the dispatcher.
     """
 
@@ -54,10 +62,11 @@ class Dispatcher:
         *,
         node: str,
         allow_private: bool,
+        take_back: bool = False,
         schedule: Sequence[float] = DEFAULT_SCHEDULE,
         per_endpoint: int = 4,
         max_in_flight: int = 64,
-        lease: float = 60.0,
+        lease: float = DEFAULT_LEASE,
         poll: float = 1.0,
         timeout: float = DELIVERY_TIMEOUT,
         clock: Callable[[], float] = time.time,
@@ -69,13 +78,17 @@ class Dispatcher:
         self.schedule = tuple(schedule)
         self.per_endpoint = per_endpoint
         self.max_in_flight = max_in_flight
-        self.lease = max(lease, timeout * 2)  # a lease outlives any one attempt
+        if lease <= 0:
+            raise ValueError("lease must be positive")
+        self.lease = lease
+        self.renew_every = lease / 3
         self.poll = poll
         self.timeout = timeout
         self.clock = clock
         self.rng = rng or random.Random()
         self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], int] = {}  # attempt -> its delivery id
+        self._taken_back = not take_back
 
     def wake(self) -> None:
         """Look at the outbox now (new messages were enqueued)."""
@@ -86,20 +99,51 @@ class Dispatcher:
         async with httpx.AsyncClient(
             timeout=self.timeout, follow_redirects=False, limits=limits
         ) as client:
+            renewing = asyncio.create_task(self._renew_leases())
             try:
                 while True:
                     await self._round(client)
+                    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
+                    # that comes as the wait times out, and the dispatcher would never stop.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.poll)
+                        async with asyncio.timeout(self.poll):
+                            await self._wake.wait()
                     self._wake.clear()
             finally:
-                for task in self._tasks:
+                tasks = [renewing, *self._in_flight]
+                for task in tasks:
                     task.cancel()
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _renew_leases(self) -> None:
+        """Every ``lease / 3``, extend the leases of the attempts in flight (one query)."""
+        while True:
+            await asyncio.sleep(self.renew_every)
+            ids = list(self._in_flight.values())
+            if not ids:
+                continue
+            try:
+                await self.store.renew(ids, node=self.node, until=self.clock() + self.lease)
+            except Exception as exc:  # the next tick tries again, the lease has 2/3 left
+                log.warning("! cannot renew %d webhook leases: %s", len(ids), exc)
+
+    async def _take_back(self) -> bool:
+        """End the leases an earlier run of this node left (once); False: not yet."""
+        if self._taken_back:
+            return True
+        try:
+            ended = await self.store.release_leases(self.node)
+        except Exception:
+            log.exception("! cannot take back this node's webhook leases; retrying")
+            return False
+        self._taken_back = True
+        if ended:
+            log.info("= took back %d webhook deliveries leased before a restart", ended)
+        return True
 
     async def _round(self, client: httpx.AsyncClient) -> None:
-        free = self.max_in_flight - len(self._tasks)
-        if free <= 0:
+        free = self.max_in_flight - len(self._in_flight)
+        if free <= 0 or not await self._take_back():
             return
         try:
             due = await self.store.claim_due(
@@ -114,11 +158,11 @@ class Dispatcher:
             return
         for delivery in due:
             task = asyncio.create_task(self._deliver(client, delivery))
-            self._tasks.add(task)
+            self._in_flight[task] = delivery.id
             task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        self._in_flight.pop(task, None)
         self._wake.set()  # a slot is free: there may be more due
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:

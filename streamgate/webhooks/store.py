@@ -16,8 +16,11 @@ deliveries are committed (SQLite: WAL with ``synchronous=FULL``, so fsynced; Pos
 a committed transaction), so a publish acknowledged after it survives kill -9.
 
 Leases (at-least-once). :meth:`WebhookStore.claim_due` leases due deliveries to a node
-until ``now + lease``; :meth:`WebhookStore.record` ends the lease. A node that dies keeps
-its leases until they expire, then the deliveries are due again for any node. Two nodes
+until ``now + lease``; :meth:`WebhookStore.record` ends the lease. While an attempt is in
+flight its node renews the lease (:meth:`WebhookStore.renew`), so a lease can be short: a
+node that dies keeps its leases only until they expire, then the deliveries are due again
+for any node; a node that restarts under the same name (kept in ``data_dir``) takes its
+own back at once (:meth:`WebhookStore.release_leases`). Two nodes
 never hold the same delivery at once: SQLite claims inside ``BEGIN IMMEDIATE`` (one
 writer), PostgreSQL locks each endpoint it claims for (``FOR UPDATE SKIP LOCKED``), which
 also keeps the per-endpoint lease limit exact across nodes. A late :meth:`record` for a
@@ -275,6 +278,19 @@ class WebhookStore(Protocol):
 
         Only enabled endpoints, and at most ``per_endpoint`` unexpired leases per
         endpoint at once (across all nodes).
+        """
+        ...
+
+    async def renew(self, delivery_ids: Sequence[int], *, node: str, until: float) -> int:
+        """Extend to ``until`` the leases ``node`` still holds on these pending deliveries
+        (a lease another node has taken since is left alone); returns how many."""
+        ...
+
+    async def release_leases(self, node: str) -> int:
+        """End every lease ``node`` holds: its deliveries are due again at once.
+
+        Only for a node that knows no attempt of its own is in flight: one restarting under
+        its earlier name. Returns how many leases ended.
         """
         ...
 
@@ -718,6 +734,37 @@ class SqliteWebhookStore:
                 [(until, node, d.id) for d in chosen],
             )
             return chosen
+
+        return await self._run(run, write=True)
+
+    async def renew(self, delivery_ids: Sequence[int], *, node: str, until: float) -> int:
+        ids = list(dict.fromkeys(delivery_ids))
+        if not ids:
+            return 0
+
+        def run(db: sqlite3.Connection) -> int:
+            renewed = 0
+            for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+                chunk = ids[start : start + 500]
+                cur = db.execute(
+                    "UPDATE webhook_deliveries SET lease_until = ? WHERE lease_node = ?"
+                    " AND state = 'pending' AND lease_until IS NOT NULL"
+                    f" AND id IN ({', '.join('?' * len(chunk))})",
+                    (until, node, *chunk),
+                )
+                renewed += cur.rowcount
+            return renewed
+
+        return await self._run(run, write=True)
+
+    async def release_leases(self, node: str) -> int:
+        def run(db: sqlite3.Connection) -> int:
+            cur = db.execute(
+                "UPDATE webhook_deliveries SET lease_until = NULL, lease_node = NULL"
+                " WHERE lease_node = ? AND state = 'pending'",
+                (node,),
+            )
+            return cur.rowcount
 
         return await self._run(run, write=True)
 

@@ -17,8 +17,9 @@ Connections. A small pool of ``psycopg`` async connections (``pool_size``), open
 first use. A connection that breaks is dropped; the call fails with
 :class:`psycopg.OperationalError` and the next one opens a fresh connection, except that
 calls safe to repeat (reads, :meth:`PostgresWebhookStore.enqueue`, whose message ids make
-it idempotent, and :meth:`PostgresWebhookStore.claim_due`, whose lost leases merely
-expire) are retried once on a fresh connection when a pooled one turns out broken.
+it idempotent, :meth:`PostgresWebhookStore.claim_due`, whose lost leases merely expire,
+and lease renewal and release) are retried once on a fresh connection when a pooled one
+turns out broken.
 """
 
 # SQL text here is assembled from this package's constants only; values are always
@@ -470,6 +471,33 @@ class PostgresWebhookStore:
             return chosen
 
         return await self._tx(run, repeatable=True)
+
+    async def renew(self, delivery_ids: Sequence[int], *, node: str, until: float) -> int:
+        ids = list(dict.fromkeys(delivery_ids))
+        if not ids:
+            return 0
+
+        async def run(conn: Conn) -> int:
+            cur = await conn.execute(
+                "UPDATE webhook_deliveries SET lease_until = %s WHERE lease_node = %s"
+                " AND state = 'pending' AND lease_until IS NOT NULL AND id = ANY(%s)",
+                (until, node, ids),
+            )
+            return cur.rowcount
+
+        # Repeating it after a lost answer extends the same leases to the same time.
+        return await self._run(run, repeatable=True)
+
+    async def release_leases(self, node: str) -> int:
+        async def run(conn: Conn) -> int:
+            cur = await conn.execute(
+                "UPDATE webhook_deliveries SET lease_until = NULL, lease_node = NULL"
+                " WHERE lease_node = %s AND state = 'pending'",
+                (node,),
+            )
+            return cur.rowcount
+
+        return await self._run(run, repeatable=True)
 
     async def record(
         self,

@@ -132,6 +132,28 @@ async def test_kill9_with_undelivered_messages_then_restart_delivers_all(
     assert delivered == {f"m{i}" for i in range(20)}
 
 
+async def test_a_restarted_node_takes_back_its_leases_at_once(
+    tmp_path: Path, nodes: list[Node], receiver: Receiver
+) -> None:
+    # The lease is long: only taking it back, not its expiry, can explain a prompt retry.
+    with ApiKeyStore.in_data_dir(tmp_path) as keys:
+        api_key, _ = keys.create("acme")
+    receiver.script = lambda path, n: (200, {}, 30.0 if n == 0 else 0)  # the first hangs
+    env = {"STREAMGATE_WEBHOOKS_LEASE": "120", "STREAMGATE_WEBHOOKS_TIMEOUT": "60"}
+    node = Node(tmp_path, **env).start()
+    nodes.append(node)
+    auth = {"api-key": api_key, "content-type": "application/json"}
+    await node.call("POST", "/webhooks", {"url": receiver.url("t")}, auth)
+    producer = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
+    await node.call("POST", "/api/v1/publish", {"events": notices("acme", 0, 1)}, producer)
+    [first] = await receiver.wait_for("t", 1, 5 * UNIT)  # in flight, leased for 120 s
+    node.kill9()
+    node = Node(tmp_path, **env).start()
+    nodes.append(node)
+    got = await receiver.wait_for("t", 2, 10 * UNIT)
+    assert got[1].headers["webhook-id"] == first.headers["webhook-id"]
+
+
 @pytest.mark.postgres
 async def test_two_nodes_on_one_postgres_outbox_deliver_each_message_once(
     tmp_path: Path, nodes: list[Node], receiver: Receiver, postgres_dsn: str

@@ -246,6 +246,40 @@ async def test_claim_due_orders_leases_and_expires(store: WebhookStore) -> None:
     assert await claim(store, NOW + 1000, per_endpoint=0) == []
 
 
+async def test_renew_extends_only_the_leases_the_node_still_holds(store: WebhookStore) -> None:
+    (ep,) = await endpoints(store, 1)
+    await store.enqueue([message(i, ep) for i in range(3)])
+    mine = await claim(store, NOW, node="n1", lease=10.0)
+    assert len(mine) == 3
+    # n1's lease on the first would expire at NOW + 10; renewed to NOW + 25 it is not due.
+    assert await store.renew([d.id for d in mine[:2]], node="n1", until=NOW + 25) == 2
+    assert [d.id for d in await claim(store, NOW + 12, node="n2")] == [mine[2].id]
+    # n2 now holds the third: n1 cannot renew it, nor renew a delivery it has recorded.
+    await store.record(
+        mine[1], attempt_for(mine[1], NOW + 13), outcome="succeeded", next_attempt_at=None
+    )
+    assert await store.renew([d.id for d in mine], node="n1", until=NOW + 40) == 1
+    assert await claim(store, NOW + 30, node="n2") == []  # the first: renewed to NOW + 40
+    assert [d.id for d in await claim(store, NOW + 41, node="n2")] == [mine[0].id]
+    assert await store.renew([], node="n1", until=NOW + 99) == 0
+
+
+async def test_release_leases_makes_a_nodes_deliveries_due_at_once(
+    store: WebhookStore,
+) -> None:
+    (ep,) = await endpoints(store, 1)
+    await store.enqueue([message(i, ep) for i in range(3)])
+    n1 = await claim(store, NOW, node="n1", limit=2, lease=600.0)
+    n2 = await claim(store, NOW, node="n2", lease=600.0)
+    assert await claim(store, NOW + 1) == []
+    # n1 restarts under its name: its two leases end, n2's stays.
+    assert await store.release_leases("n1") == 2
+    again = await claim(store, NOW + 1, node="n1")
+    assert sorted(d.id for d in again) == sorted(d.id for d in n1)
+    assert n2[0].id not in {d.id for d in again}
+    assert await store.release_leases("nobody") == 0
+
+
 async def test_claim_per_endpoint_limit(store: WebhookStore) -> None:
     a, b = await endpoints(store, 2)
     await store.enqueue([message(i, a) for i in range(10)])
