@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl as ssl_
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,11 +20,14 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Serves ``POST /<name>`` on 127.0.0.1; ``script(path, n)`` picks each answer."""
+    """Serves ``POST /<name>`` on ``host`` (127.0.0.1), over TLS with ``ssl``;
+    ``script(path, n)`` picks each answer."""
 
     script: Callable[[str, int], tuple[int, dict[str, str], float]] = lambda path, n: (200, {}, 0)
     received: list[Received] = field(default_factory=list)
     port: int = 0
+    host: str = "127.0.0.1"
+    ssl: ssl_.SSLContext | None = None
     _server: asyncio.Server | None = None
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -33,8 +37,9 @@ class Receiver:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: HttpConnection(router, max_body=1 << 20, on_open=_nothing, on_close=_nothing),
-            "127.0.0.1",
+            self.host,
             self.port,
+            ssl=self.ssl,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -44,7 +49,7 @@ class Receiver:
             self._server.close()
 
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{name}"
+        return f"{'https' if self.ssl else 'http'}://{self.host}:{self.port}/{name}"
 
     def at(self, name: str) -> list[Received]:
         return [r for r in self.received if r.path == f"/{name}"]

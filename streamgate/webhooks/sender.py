@@ -18,11 +18,13 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Sequence
 
 import httpx
 
+from streamgate.webhooks.connect import vetted, vetted_transport
 from streamgate.webhooks.schedule import (
     DEFAULT_SCHEDULE,
     DELIVERY_TIMEOUT,
@@ -32,7 +34,14 @@ from streamgate.webhooks.schedule import (
 )
 from streamgate.webhooks.signing import headers as signed_headers
 from streamgate.webhooks.store import Attempt, Delivery, Endpoint, WebhookStore
-from streamgate.webhooks.targets import TargetRefused, TargetUnresolvable, resolve_and_check
+from streamgate.webhooks.targets import (
+    DEFAULT_PORTS,
+    Resolver,
+    TargetRefused,
+    TargetUnresolvable,
+    resolve_and_check,
+    system_resolver,
+)
 
 __all__ = ["DEFAULT_LEASE", "Dispatcher"]
 
@@ -54,6 +63,9 @@ class Dispatcher:
         lease: seconds a leased delivery is this node's before others may take it,
             renewed every ``lease / 3`` while its attempt is in flight.
         poll: seconds between looks at the outbox when nothing wakes the dispatcher.
+        resolver: resolves target hosts; the connection goes to the addresses it gave
+            and vetted, never to a second lookup's (:mod:`.connect`).
+        verify: TLS verification (tests pass a context trusting their own CA).
     """
 
     def __init__(
@@ -71,6 +83,8 @@ class Dispatcher:
         timeout: float = DELIVERY_TIMEOUT,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        resolver: Resolver = system_resolver,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.store = store
         self.node = node
@@ -86,6 +100,8 @@ class Dispatcher:
         self.timeout = timeout
         self.clock = clock
         self.rng = rng or random.Random()
+        self.resolver = resolver
+        self.verify = verify
         self._wake = asyncio.Event()
         self._in_flight: dict[asyncio.Task[None], int] = {}  # attempt -> its delivery id
         self._taken_back = not take_back
@@ -97,7 +113,9 @@ class Dispatcher:
     async def run(self) -> None:
         limits = httpx.Limits(max_connections=self.max_in_flight, max_keepalive_connections=16)
         async with httpx.AsyncClient(
-            timeout=self.timeout, follow_redirects=False, limits=limits
+            timeout=self.timeout,
+            follow_redirects=False,
+            transport=vetted_transport(limits=limits, verify=self.verify),
         ) as client:
             renewing = asyncio.create_task(self._renew_leases())
             try:
@@ -187,10 +205,13 @@ class Dispatcher:
         retry_after: float | None = None
         started = time.monotonic()
         try:
-            await asyncio.wait_for(
-                resolve_and_check(endpoint.url, allow_private=self.allow_private), self.timeout
-            )
-            response = await client.post(endpoint.url, content=delivery.body, headers=headers)
+            async with asyncio.timeout(self.timeout):
+                addresses = await resolve_and_check(
+                    endpoint.url, allow_private=self.allow_private, resolver=self.resolver
+                )
+            url = httpx.URL(endpoint.url)
+            with vetted(url.host, url.port or DEFAULT_PORTS[url.scheme], addresses):
+                response = await client.post(url, content=delivery.body, headers=headers)
             status = response.status_code
             if not 200 <= status < 300:
                 error = f"HTTP {status}"

@@ -514,3 +514,17 @@ def test_check_event_types() -> None:
             body.check_event_types(bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="at most"):
         body.check_event_types(["trade.active"] * 65)
+
+
+def test_keyed_message_ids_are_one_per_tenant_and_key() -> None:
+    first = signing.keyed_message_id("acme", "deposit-42")
+    assert first == signing.keyed_message_id("acme", "deposit-42")  # any node, any retry
+    assert first.startswith("msg_") and len(first) == 4 + 26
+    assert set(first[4:]) <= set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+    others = {
+        signing.keyed_message_id("acme2", "deposit-42"),
+        signing.keyed_message_id("acme", "deposit-43"),
+        signing.keyed_message_id("acm", "edeposit-42"),
+        signing.keyed_message_id("acme", "\ud800"),  # a lone surrogate still makes an id
+    }
+    assert first not in others and len(others) == 4
