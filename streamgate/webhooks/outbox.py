@@ -21,8 +21,8 @@ from typing import Any, NamedTuple
 
 from streamgate.hub.channels import is_push_tenant_wide, push_sub_user, push_tenant
 from streamgate.webhooks.body import created_at, event_matches, webhook_body
+from streamgate.webhooks.model import Endpoint, OutboxMessage, WebhookStore
 from streamgate.webhooks.signing import keyed_message_id, new_message_id
-from streamgate.webhooks.store import Endpoint, OutboxMessage, WebhookStore
 
 __all__ = ["Outbox", "PushEvent"]
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 import httpx
 
 from streamgate.webhooks.connect import vetted, vetted_transport
+from streamgate.webhooks.model import Attempt, Delivery, Endpoint, WebhookStore
 from streamgate.webhooks.schedule import (
     DEFAULT_SCHEDULE,
     DELIVERY_TIMEOUT,
@@ -33,7 +34,6 @@ from streamgate.webhooks.schedule import (
     should_disable,
 )
 from streamgate.webhooks.signing import headers as signed_headers
-from streamgate.webhooks.store import Attempt, Delivery, Endpoint, WebhookStore
 from streamgate.webhooks.targets import (
     DEFAULT_PORTS,
     Resolver,

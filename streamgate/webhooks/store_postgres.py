@@ -39,7 +39,7 @@ from psycopg.pq import TransactionStatus
 
 from streamgate.auth.apikeys import check_tenant
 from streamgate.errors import ConfigError
-from streamgate.webhooks.store import (
+from streamgate.webhooks.model import (
     ATTEMPT_COLUMNS,
     COMPONENT,
     DELIVERY_COLUMNS,
