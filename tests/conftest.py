@@ -6,12 +6,46 @@ from pathlib import Path
 
 import pytest
 import uvloop
+from websockets.asyncio.client import ClientConnection
 
 from streamgate.server.app import Gateway
 
+import schemas
 from pg import fresh_database, fresh_schema
 from support import running_gateway
 from webhook_receiver import Receiver
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _frames_checked() -> Iterator[None]:
+    """Every message a websockets client receives from a gateway endpoint is checked
+    against the AsyncAPI document (support.RawClient and support.publish check theirs)."""
+    undo = schemas.install_frame_hook(ClientConnection)
+    yield
+    undo()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Fail a test whose frames or publish requests broke the documents (tests/schemas.py)."""
+    schemas.VIOLATIONS.clear()
+    try:
+        result = yield
+    except BaseException as exc:
+        if schemas.VIOLATIONS:
+            exc.add_note("schema violations:\n" + "\n".join(schemas.VIOLATIONS[:20]))
+        raise
+    finally:
+        found, schemas.VIOLATIONS[:] = list(schemas.VIOLATIONS), []
+    if found:
+        more = f"\n... and {len(found) - 20} more" if len(found) > 20 else ""
+        pytest.fail(
+            f"{len(found)} frame(s) or request(s) broke streamgate/spec:\n"
+            + "\n".join(found[:20])
+            + more,
+            pytrace=False,
+        )
+    return result
 
 
 def pytest_asyncio_loop_factories(

@@ -65,8 +65,31 @@ def _registry() -> Registry[Any]:
     return Registry().with_resources(resources)
 
 
+def _inlined(node: Any, resolver: Any, depth: int = 0) -> Any:
+    """``node`` with every ``$ref`` replaced by what ``referencing`` resolves it to
+    (``resolver``: a :class:`referencing.Registry` resolver).
+
+    The documents' schemas are not recursive; validating without ``$ref`` lookups is
+    about 1.6 times as fast, which is what keeps checking every frame cheap.
+    """
+    if depth > 64:
+        raise ValueError("$ref nesting too deep: a recursive schema?")
+    if isinstance(node, list):
+        return [_inlined(item, resolver, depth) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _inlined(v, resolver, depth) for k, v in node.items() if k != "$ref"}
+    if "$ref" not in node:
+        return out
+    found = resolver.lookup(node["$ref"])
+    target = _inlined(found.contents, found.resolver, depth + 1)
+    return {"allOf": [target], **out} if out else target
+
+
 def _validator(uri: str, pointer: str) -> Draft202012Validator:
-    return Draft202012Validator({"$ref": f"{uri}#{pointer}"}, registry=_registry())
+    schema = _inlined({"$ref": f"{uri}#{pointer}"}, _registry().resolver())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
 
 
 def _lookup(doc: Any, pointer: str) -> Any:
@@ -168,18 +191,24 @@ def check_frame(address: str, frame: Any) -> str | None:
     return frame_schemas().check(address, frame)
 
 
+@functools.lru_cache(maxsize=4096)
+def _frame_problem(address: str, data: str | bytes) -> str | None:
+    """The problem of one frame, by its text: the gateway encodes a publication once for
+    every subscriber, so a fan-out test receives the same bytes many times."""
+    try:
+        frame = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return f"{address}: a frame that is not JSON: {_quote(repr(data))}"
+    return check_frame(address, frame)
+
+
 def frame_received(path_or_url: str, data: str | bytes) -> None:
     """Record a violation if a text frame received from a gateway endpoint is not in the
     contract; frames of other paths (no gateway endpoint) are not checked."""
     address = urlsplit(path_or_url).path
     if address not in frame_schemas().addresses():
         return
-    try:
-        frame = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        VIOLATIONS.append(f"{address}: a frame that is not JSON: {_quote(repr(data))}")
-        return
-    problem = check_frame(address, frame)
+    problem = _frame_problem(address, data)
     if problem is not None:
         VIOLATIONS.append(problem)
 

@@ -14,12 +14,14 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame
+from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
 from streamgate.client.http import HttpClient, HttpResult
 from streamgate.config import load_config
 from streamgate.server.app import Gateway
+
+import schemas
 
 # One time unit for waits in tests; scale it up on a slow machine.
 UNIT = float(os.environ.get("STREAMGATE_TEST_TIME_UNIT", "1.0"))
@@ -57,11 +59,13 @@ def ws_url(gw: Gateway | int, path: str = "/ws/public") -> str:
 async def publish(gw: Gateway, events: list[dict[str, Any]], key: str = PRODUCER_KEY) -> HttpResult:
     client = HttpClient(base_url(gw))
     try:
-        return await client.post_json(
+        result = await client.post_json(
             "/api/v1/publish", {"events": events}, {"authorization": f"Bearer {key}"}
         )
     finally:
         await client.close()
+    schemas.publish_checked(events, result.status, result.body)  # against openapi.json
+    return result
 
 
 async def publish_ok(gw: Gateway, events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -138,11 +142,16 @@ class RawClient:
     """
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: ClientProtocol
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        protocol: ClientProtocol,
+        path: str = "",
     ) -> None:
         self.reader = reader
         self.writer = writer
         self.protocol = protocol
+        self.path = path  # text frames are checked against this endpoint's messages
 
     @classmethod
     async def connect(cls, url: str, *, rcvbuf: int | None = None) -> RawClient:
@@ -161,7 +170,7 @@ class RawClient:
         protocol.receive_data(head)
         events = protocol.events_received()
         assert events and getattr(events[0], "status_code", None) == 101, head
-        return cls(reader, writer, protocol)
+        return cls(reader, writer, protocol, uri.resource_name)
 
     def send_text(self, payload: dict[str, Any] | str) -> None:
         text = payload if isinstance(payload, str) else orjson.dumps(payload).decode()
@@ -185,6 +194,9 @@ class RawClient:
             self.protocol.receive_data(chunk)
             frames.extend(e for e in self.protocol.events_received() if isinstance(e, Frame))
             self.writer.write(b"".join(self.protocol.data_to_send()))
+        for frame in frames:
+            if frame.opcode is Opcode.TEXT:
+                schemas.frame_received(self.path, bytes(frame.data))
         return frames
 
     def close(self) -> None:

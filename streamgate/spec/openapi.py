@@ -9,26 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamgate.spec.asyncapi import FRAMES, PUSH_EVENTS, VERSION
+from streamgate.spec.asyncapi import FRAMES, VERSION
+from streamgate.spec.http import (
+    API_KEY_KEYS,
+    TENANT,
+    WEBHOOK_KEYS,
+    answer,
+    content,
+    envelope,
+    failures,
+    operation,
+    query,
+)
 from streamgate.spec.producer import PRODUCER_SCHEMAS
-from streamgate.spec.schemas import PUSH_DATA, STREAM_DATA, Schema, closed, nullable, ref
+from streamgate.spec.schemas import PUSH_DATA, STREAM_DATA, Schema, closed, ref
+from streamgate.spec.webhooks import WEBHOOK_SCHEMAS, webhook_paths
 
 __all__ = ["openapi_document"]
-
-_JSON = "application/json"
-_WEBHOOK_KEYS = ("VALIDATION_ERROR", "NOT_FOUND", "METHOD_NOT_ALLOWED", "RATE_LIMITED")
-_API_KEY_KEYS = ("MISSING_API_KEY", "INVALID_API_KEY", "API_KEY_REVOKED")
-_ISO = {"type": "string", "description": "ISO-8601 UTC with milliseconds"}
-
-
-def _envelope(data: Schema) -> Schema:
-    return closed(
-        {
-            "requestId": {"type": "string", "pattern": "^req_[0-9a-f]{16}$"},
-            "success": {"const": True},
-            "data": data,
-        }
-    )
 
 
 _SCHEMAS: dict[str, Schema] = {
@@ -47,7 +44,7 @@ _SCHEMAS: dict[str, Schema] = {
             "error": closed(
                 {
                     "code": {"type": "integer", "description": "the HTTP status"},
-                    "key": {"type": "string", "enum": [*_API_KEY_KEYS, *_WEBHOOK_KEYS]},
+                    "key": {"type": "string", "enum": [*API_KEY_KEYS, *WEBHOOK_KEYS]},
                     "message": {"type": "string"},
                 }
             ),
@@ -97,43 +94,13 @@ _SCHEMAS: dict[str, Schema] = {
             "error_message": {"type": "string"},
         }
     ),
-    "Ticket": _envelope(
+    "Ticket": envelope(
         closed(
             {
                 "token": {"type": "string", "description": "JWT for GET /ws"},
                 "expiresIn": {"type": "string", "pattern": "^[0-9]+[smhd]$"},
             }
         )
-    ),
-    "WebhookEndpoint": closed(
-        {
-            "id": {"type": "string"},
-            "url": {"type": "string"},
-            "eventTypes": nullable({"type": "array", "items": {"type": "string"}}),
-            "enabled": {"type": "boolean"},
-            "createdAt": _ISO,
-            "failingSince": nullable(_ISO),
-            "disabledReason": nullable({"type": "string"}),
-        }
-    ),
-    "WebhookMessage": closed(
-        {
-            "id": {"type": "string"},
-            "type": {"type": "string", "enum": list(PUSH_EVENTS)},
-            "createdAt": _ISO,
-            "pending": {"type": "integer", "minimum": 0},
-            "succeeded": {"type": "integer", "minimum": 0},
-            "failed": {"type": "integer", "minimum": 0},
-        }
-    ),
-    "WebhookAttempt": closed(
-        {
-            "endpointId": {"type": "string"},
-            "at": _ISO,
-            "statusCode": {"type": ["integer", "null"], "description": "null: no response"},
-            "latencyMs": {"type": "number"},
-            "error": {"type": ["string", "null"]},
-        }
     ),
     "Market": {
         "type": "object",
@@ -171,276 +138,24 @@ _SCHEMAS: dict[str, Schema] = {
 }
 
 
-_SCHEMAS["WebhookEndpointCreated"] = closed(
-    {
-        **_SCHEMAS["WebhookEndpoint"]["properties"],
-        "secret": {"type": "string", "pattern": "^whsec_", "description": "shown only here"},
-    }
-)
-
-
-def _content(schema: Schema, media: str = _JSON) -> dict[str, Any]:
-    return {"content": {media: {"schema": schema}}}
-
-
-def _answer(description: str, schema: Schema, **headers: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"description": description, **_content(schema)}
-    if headers:
-        out["headers"] = {
-            name: {"description": text, "schema": {"type": "string"}}
-            for name, text in headers.items()
-        }
-    return out
-
-
-def _failures(*statuses: int) -> dict[str, Any]:
-    text = {
-        400: "refused: the message names the field",
-        401: "no, unknown or revoked api-key",
-        404: "no such endpoint or message (another tenant's neither)",
-        405: "method not allowed here",
-        429: "too many requests",
-    }
-    out = {str(s): _answer(text[s], ref("Failure")) for s in statuses}
-    if 429 in statuses:
-        out["429"]["headers"] = {"retry-after": {"schema": {"type": "string"}}}
-    return out
-
-
-_TENANT: list[dict[str, list[str]]] = [{"apiKey": []}]
-
-
-def _op(
-    summary: str,
-    responses: dict[str, Any],
-    *,
-    tags: str,
-    body: Schema | None = None,
-    params: list[dict[str, Any]] | None = None,
-    security: list[dict[str, list[str]]] | None = None,
-    op_id: str,
-) -> dict[str, Any]:
-    op: dict[str, Any] = {"operationId": op_id, "summary": summary, "tags": [tags]}
-    if security is not None:
-        op["security"] = security
-    if params:
-        op["parameters"] = params
-    if body is not None:
-        op["requestBody"] = {"required": True, **_content(body)}
-    op["responses"] = responses
-    return op
-
-
-def _path_param(name: str, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": {"type": "string", "pattern": "^[^/]+$"},
-    }
-
-
-def _query(name: str, schema: Schema, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema,
-    }
-
-
-def _webhooks() -> dict[str, Any]:
-    endpoint_id = _path_param("id", "the endpoint's id (ep_...)")
-    message_id = _path_param("msg", "the message's id (msg_...)")
-    one = _envelope(ref("WebhookEndpoint"))
-    queued = _envelope(closed({"queued": {"type": "integer", "minimum": 0}}))
-    common: dict[str, Any] = {"tags": "webhooks", "security": _TENANT}
-    return {
-        "/webhooks": {
-            "post": _op(
-                "Create an endpoint; its secret is shown only here",
-                {
-                    "201": _answer("created", _envelope(ref("WebhookEndpointCreated"))),
-                    **_failures(400, 401),
-                },
-                body=closed(
-                    {
-                        "url": {"type": "string", "minLength": 1},
-                        "eventTypes": nullable(
-                            {
-                                "type": "array",
-                                "items": {"type": "string"},
-                                "description": "event names or deposit.* / trade.* / "
-                                "system.*; absent, null or empty: every event",
-                            }
-                        ),
-                    },
-                    optional=("eventTypes",),
-                ),
-                op_id="createWebhook",
-                **common,
-            ),
-            "get": _op(
-                "List endpoints (no secrets)",
-                {
-                    "200": _answer(
-                        "the endpoints",
-                        _envelope({"type": "array", "items": ref("WebhookEndpoint")}),
-                    ),
-                    **_failures(401),
-                },
-                op_id="listWebhooks",
-                **common,
-            ),
-        },
-        "/webhooks/messages": {
-            "get": _op(
-                "The tenant's messages, oldest first",
-                {
-                    "200": _answer(
-                        "messages", _envelope({"type": "array", "items": ref("WebhookMessage")})
-                    ),
-                    **_failures(400, 401),
-                },
-                params=[
-                    _query("since", {"type": "string"}, "ISO-8601 (no offset: UTC) or Unix s"),
-                    _query(
-                        "limit",
-                        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-                        "at most this many",
-                    ),
-                ],
-                op_id="listWebhookMessages",
-                **common,
-            ),
-        },
-        "/webhooks/{id}": {
-            "parameters": [endpoint_id],
-            "get": _op(
-                "One endpoint",
-                {"200": _answer("the endpoint", one), **_failures(401, 404)},
-                op_id="getWebhook",
-                **common,
-            ),
-            "patch": _op(
-                "Enable or disable",
-                {"200": _answer("the endpoint", one), **_failures(400, 401, 404)},
-                body=closed({"enabled": {"type": "boolean"}}),
-                op_id="patchWebhook",
-                **common,
-            ),
-            "delete": _op(
-                "Delete; pending deliveries are canceled",
-                {
-                    "200": _answer(
-                        "deleted",
-                        _envelope(closed({"id": {"type": "string"}, "deleted": {"const": True}})),
-                    ),
-                    **_failures(401, 404),
-                },
-                op_id="deleteWebhook",
-                **common,
-            ),
-        },
-        "/webhooks/{id}/rotate-secret": {
-            "parameters": [endpoint_id],
-            "post": _op(
-                "A new secret; the old one keeps signing for overlapSeconds",
-                {
-                    "200": _answer(
-                        "the new secret",
-                        _envelope(
-                            closed(
-                                {
-                                    "id": {"type": "string"},
-                                    "secret": {"type": "string", "pattern": "^whsec_"},
-                                }
-                            )
-                        ),
-                    ),
-                    **_failures(400, 401, 404),
-                },
-                body=closed(
-                    {
-                        "overlapSeconds": {
-                            "type": "integer",
-                            "minimum": 0,
-                            "maximum": 604800,
-                            "default": 86400,
-                        }
-                    },
-                    optional=("overlapSeconds",),
-                ),
-                op_id="rotateWebhookSecret",
-                **common,
-            ),
-        },
-        "/webhooks/{id}/recover": {
-            "parameters": [endpoint_id],
-            "post": _op(
-                "Redeliver every message since a time",
-                {"202": _answer("queued", queued), **_failures(400, 401, 404)},
-                body=closed(
-                    {
-                        "since": {
-                            "description": "ISO-8601 (no offset: UTC) or Unix seconds",
-                            "anyOf": [{"type": "string"}, {"type": "number", "minimum": 0}],
-                        }
-                    }
-                ),
-                op_id="recoverWebhook",
-                **common,
-            ),
-        },
-        "/webhooks/messages/{msg}/attempts": {
-            "parameters": [message_id],
-            "get": _op(
-                "Every attempt of a message",
-                {
-                    "200": _answer(
-                        "attempts", _envelope({"type": "array", "items": ref("WebhookAttempt")})
-                    ),
-                    **_failures(401),
-                },
-                op_id="listWebhookAttempts",
-                **common,
-            ),
-        },
-        "/webhooks/messages/{msg}/resend": {
-            "parameters": [message_id],
-            "post": _op(
-                "Deliver a message again (to one endpoint, or to every one it went to)",
-                {"202": _answer("queued", queued), **_failures(400, 401, 404)},
-                body=closed(
-                    {"endpointId": {"type": "string", "minLength": 1}}, optional=("endpointId",)
-                ),
-                op_id="resendWebhookMessage",
-                **common,
-            ),
-        },
-    }
-
-
 def _paths() -> dict[str, Any]:
     status = closed({"status": {"type": "string"}}, description="")
     producer_error = ref("ProducerError")
     return {
         "/api/v1/publish": {
-            "post": _op(
+            "post": operation(
                 "Publish a batch of 1..1000 events",
                 {
-                    "200": _answer("published", ref("PublishAccepted")),
-                    "400": _answer(
+                    "200": answer("published", ref("PublishAccepted")),
+                    "400": answer(
                         "refused: index and field name the first bad one", producer_error
                     ),
-                    "401": _answer("no or wrong producer key", producer_error),
-                    "409": _answer(
+                    "401": answer("no or wrong producer key", producer_error),
+                    "409": answer(
                         "NO_BOOK or SEQ_GAP: a delta does not follow its book", producer_error
                     ),
-                    "413": _answer("body over max_publish_bytes", ref("HttpError")),
-                    "503": _answer(
+                    "413": answer("body over max_publish_bytes", ref("HttpError")),
+                    "503": answer(
                         "the broker or the outbox cannot take it now; retry",
                         producer_error,
                         **{"retry-after": "seconds"},
@@ -453,13 +168,13 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/api/v1/authorize": {
-            "post": _op(
+            "post": operation(
                 "Ed25519-signed request in, stream bearer out",
                 {
-                    "200": _answer("the bearer", ref("Authorized")),
-                    "400": _answer("2000, 2001 or 2002", ref("AuthorizeError")),
-                    "429": _answer("2003", ref("AuthorizeError"), **{"retry-after": "seconds"}),
-                    "503": _answer(
+                    "200": answer("the bearer", ref("Authorized")),
+                    "400": answer("2000, 2001 or 2002", ref("AuthorizeError")),
+                    "429": answer("2003", ref("AuthorizeError"), **{"retry-after": "seconds"}),
+                    "503": answer(
                         "used nonces cannot be checked now (2000)",
                         ref("AuthorizeError"),
                         **{"retry-after": "seconds"},
@@ -472,9 +187,9 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/auth/ws-token": {
-            "post": _op(
+            "post": operation(
                 "Mint a 1-hour push ticket for one sub-user",
-                {"200": _answer("the ticket", ref("Ticket")), **_failures(400, 401, 429)},
+                {"200": answer("the ticket", ref("Ticket")), **failures(400, 401, 429)},
                 params=[
                     {
                         "name": "On-Behalf-Of",
@@ -485,27 +200,27 @@ def _paths() -> dict[str, Any]:
                         "schema": {"type": "string", "minLength": 1, "maxLength": 128},
                     }
                 ],
-                security=_TENANT,
+                security=TENANT,
                 tags="push",
                 op_id="mintPushTicket",
             )
         },
-        **_webhooks(),
+        **webhook_paths(),
         "/api/v1/markets": {
-            "get": _op(
+            "get": operation(
                 "Markets configured or published to",
-                {"200": _answer("markets", {"type": "array", "items": ref("Market")})},
+                {"200": answer("markets", {"type": "array", "items": ref("Market")})},
                 security=[],
                 tags="stream",
                 op_id="listMarkets",
             )
         },
         "/api/v1/history": {
-            "get": _op(
+            "get": operation(
                 "Extension: the latest events of a public topic, as the stream sends them",
                 {
-                    "200": _answer("events", ref("History")),
-                    "400": _answer("a bad topic or limit", ref("HistoryError")),
+                    "200": answer("events", ref("History")),
+                    "400": answer("a bad topic or limit", ref("HistoryError")),
                 },
                 params=[
                     {
@@ -515,7 +230,7 @@ def _paths() -> dict[str, Any]:
                         "description": "a public topic",
                         "schema": ref("PublicTopic"),
                     },
-                    _query(
+                    query(
                         "limit",
                         {"type": "integer", "minimum": 1, "maximum": 100, "default": 50},
                         "at most this many, the latest",
@@ -527,10 +242,10 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/api/v1/stats": {
-            "get": _op(
+            "get": operation(
                 "Live figures of this node (the live page reads them)",
                 {
-                    "200": _answer(
+                    "200": answer(
                         "figures",
                         closed(
                             {
@@ -555,20 +270,20 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/healthz": {
-            "get": _op(
+            "get": operation(
                 "Alive",
-                {"200": _answer("alive", status)},
+                {"200": answer("alive", status)},
                 security=[],
                 tags="operations",
                 op_id="healthz",
             )
         },
         "/readyz": {
-            "get": _op(
+            "get": operation(
                 "Ready to serve",
                 {
-                    "200": _answer("ready", status),
-                    "503": _answer(
+                    "200": answer("ready", status),
+                    "503": answer(
                         "draining, or no broker",
                         closed({"status": {"type": "string"}, "reason": {"type": "string"}}),
                     ),
@@ -579,12 +294,12 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/metrics": {
-            "get": _op(
+            "get": operation(
                 "Prometheus exposition",
                 {
                     "200": {
                         "description": "metrics",
-                        **_content({"type": "string"}, "text/plain"),
+                        **content({"type": "string"}, "text/plain"),
                     }
                 },
                 security=[],
@@ -593,18 +308,18 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/asyncapi.json": {
-            "get": _op(
+            "get": operation(
                 "The AsyncAPI 3.0 document of the WebSocket protocols",
-                {"200": _answer("the document", {"type": "object"})},
+                {"200": answer("the document", {"type": "object"})},
                 security=[],
                 tags="operations",
                 op_id="asyncapiDocument",
             )
         },
         "/openapi.json": {
-            "get": _op(
+            "get": operation(
                 "This document",
-                {"200": _answer("the document", {"type": "object"})},
+                {"200": answer("the document", {"type": "object"})},
                 security=[],
                 tags="operations",
                 op_id="openapiDocument",
@@ -650,6 +365,7 @@ def openapi_document() -> dict[str, Any]:
                 **frames,
                 **PRODUCER_SCHEMAS,
                 **_SCHEMAS,
+                **WEBHOOK_SCHEMAS,
             },
         },
     }

@@ -59,10 +59,10 @@ def _with(schema: Schema, **extra: Schema) -> Schema:
 
 _STAMPS = ("timestamp", "timestamp_ms")
 _IDEMPOTENCY = {
-    "type": "string",
+    "type": ["string", "null"],
     "minLength": 1,
     "maxLength": 256,
-    "description": "a repeat within idempotency_window is not delivered again",
+    "description": "a repeat within idempotency_window is not delivered again; null: none",
 }
 _TOPIC = {
     "orderbook": "^orderbook/[^/\\s]+$",

@@ -59,8 +59,9 @@ def closed(
     out: Schema = {"type": "object"}
     if description:
         out["description"] = description
-    out["properties"] = props
+    # required before properties: a validator trying alternatives rejects one at once
     out["required"] = [name for name in props if name not in optional]
+    out["properties"] = props
     out["additionalProperties"] = False
     return out
 
@@ -283,8 +284,8 @@ STREAM_DATA: dict[str, Schema] = {
             "seq": SEQ,
             "side": {**SIDE, "description": '"buy" is a long position, "sell" a short'},
             "unrealized_pnl": _PNL,
-            "realized_pnl_delta": _PNL,
-            "realized_pnl_cum": _PNL,
+            "realized_pnl_delta": nullable(_PNL),
+            "realized_pnl_cum": nullable(_PNL),
             "stop_loss": _PROTECTIVE,
             "take_profit": _PROTECTIVE,
             "timestamp": SECONDS,

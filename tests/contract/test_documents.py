@@ -12,13 +12,13 @@ from typing import Any
 import orjson
 import pytest
 from openapi_spec_validator import validate as validate_openapi
-from schemas import check_frame, check_http
 
 from streamgate.client.http import HttpClient
 from streamgate.server.app import Gateway
 from streamgate.spec import DOCUMENTS, document
 from streamgate.spec.build import render
 
+from schemas import check_frame, check_http
 from support import UNIT, base_url
 
 HERE = Path(__file__).parent / "asyncapi"

@@ -11,12 +11,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from schemas import frame_schemas
 from websockets.asyncio.client import ClientConnection
 
 from streamgate.client.http import HttpClient
 from streamgate.server.app import Gateway
 
+from schemas import frame_schemas
 from support import (
     UNIT,
     delta_event,
