@@ -6,6 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from streamgate.config import load_config
+from streamgate.errors import ConfigError
+from streamgate.server.workers import WORKER_ENV
 from streamgate.webhooks.node import FILE_PREFIX, hold_lease_name
 
 
@@ -60,3 +65,14 @@ def test_a_configured_node_name_is_used_per_worker(tmp_path: Path) -> None:
     assert hold_lease_name(tmp_path, worker=2, name="eu-1").name == "eu-1-w2"
     assert hold_lease_name(tmp_path, name="eu-1").stable
     assert not (tmp_path / f"{FILE_PREFIX}0").exists()
+
+
+def test_serve_workers_sets_each_worker_index(tmp_path: Path) -> None:
+    # The supervisor sets STREAMGATE_WORKER_INDEX (server/workers.py WORKER_ENV) per worker.
+    config = load_config(env={"STREAMGATE_WORKER_INDEX": "3", "STREAMGATE_DATA_DIR": str(tmp_path)})
+    assert config.worker_index == 3
+    hold_lease_name(config.data_path, worker=config.worker_index).close()
+    assert (tmp_path / f"{FILE_PREFIX}3").exists()
+    assert WORKER_ENV == "STREAMGATE_WORKER_INDEX"
+    with pytest.raises(ConfigError, match="worker_index"):
+        load_config(env={"STREAMGATE_WORKER_INDEX": "-1"})
