@@ -221,6 +221,11 @@ def _paths() -> dict[str, Any]:
                 {
                     "200": answer("events", ref("History")),
                     "400": answer("a bad topic or limit", ref("HistoryError")),
+                    "503": answer(
+                        "history is unavailable (UNAVAILABLE); retry",
+                        ref("HttpError"),
+                        **{"retry-after": "seconds"},
+                    ),
                 },
                 params=[
                     {
