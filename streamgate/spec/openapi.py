@@ -22,7 +22,7 @@ from streamgate.spec.http import (
     query,
 )
 from streamgate.spec.producer import PRODUCER_SCHEMAS
-from streamgate.spec.schemas import PUSH_DATA, STREAM_DATA, Schema, closed, ref
+from streamgate.spec.schemas import PUSH_DATA, STREAM_DATA, Schema, closed, ext, ref
 from streamgate.spec.webhooks import WEBHOOK_SCHEMAS, webhook_paths
 
 __all__ = ["openapi_document"]
@@ -112,18 +112,22 @@ _SCHEMAS: dict[str, Schema] = {
             "size_decimals": {"type": "integer"},
         },
     },
-    "History": closed(
-        {
-            "topic": ref("PublicTopic"),
-            "epoch": {"type": "string"},
-            "offset": {"type": "integer", "minimum": 0, "description": "the stream's last"},
-            "events": {
-                "type": "array",
-                "description": "oldest first, exactly as the stream sends them",
-                "items": {"anyOf": [ref("OrderbookEvent"), ref("TradeEvent"), ref("TickerEvent")]},
+    "History": ext(
+        closed(
+            {
+                "topic": ref("PublicTopic"),
+                "epoch": {"type": "string"},
+                "offset": {"type": "integer", "minimum": 0, "description": "the stream's last"},
+                "events": {
+                    "type": "array",
+                    "description": "oldest first, exactly as the stream sends them",
+                    "items": {
+                        "anyOf": [ref("OrderbookEvent"), ref("TradeEvent"), ref("TickerEvent")]
+                    },
+                },
             },
-        },
-        description="Extension: the latest events of a public topic",
+        ),
+        "the latest events of a public topic (GET /api/v1/history)",
     ),
     "HistoryError": closed(
         {

@@ -416,18 +416,20 @@ PUSH_DATA: dict[str, Schema] = {
     ),
     "DepositRefunded": closed({"fundingId": text(), "status": const("refunded")}),
     "SystemNotice": closed({"severity": enum("info", "warning", "critical"), "message": text()}),
-    "TradeItem": closed(
-        {
-            "id": text("unique within the trade"),
-            "name": text(),
-            "price": ref("Amount"),
-            "status": enum("pending", "delivered", "completed", "failed", "canceled"),
-            "error": closed(
-                {"code": enum(*ITEM_ERROR_CODES), "message": text()}, optional=("message",)
-            ),
-        },
-        optional=("error",),
-        description="Extension: PROTOCOL.md lists no item fields (docs/protocol-notes.md)",
+    "TradeItem": ext(
+        closed(
+            {
+                "id": text("unique within the trade"),
+                "name": text(),
+                "price": ref("Amount"),
+                "status": enum("pending", "delivered", "completed", "failed", "canceled"),
+                "error": closed(
+                    {"code": enum(*ITEM_ERROR_CODES), "message": text()}, optional=("message",)
+                ),
+            },
+            optional=("error",),
+        ),
+        "PROTOCOL.md lists no item fields; these are docs/protocol-notes.md's",
     ),
     "TradeObject": closed(
         {

@@ -118,6 +118,12 @@ def test_every_extension_is_marked_and_described(name: str) -> None:
     for path, node in marked:
         assert node["x-extension"] is True, path
         assert node.get("description", "").startswith("Extension: "), path
+    described = [
+        path
+        for path, node in _walk(orjson.loads(document(name)))
+        if str(node.get("description", "")).startswith("Extension:")
+    ]
+    assert sorted(described) == sorted(path for path, _ in marked)
 
 
 def test_close_codes_are_given_for_every_endpoint() -> None:
