@@ -7,6 +7,7 @@ Data path, one way: ``Producer.publish`` -> ``Broker.publish`` (offsets, history
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -237,11 +238,17 @@ class Gateway:
             return
         self.draining = True
         log.info("= draining: %d sockets", len(self.sockets.conns))
+        self.producer.stop()
         if self._server is not None:
             self._server.close()
         for http in list(self.http_conns):
             http.close_idle()
         timeout = self.config.drain_timeout
+        # Publishes answered 200 reach their subscribers: their fan-out is queued on the
+        # sockets before the close frames (which go after what is queued).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.producer.settled()
         for conn in list(self.sockets.conns):
             conn.close(CLOSE_SERVICE_RESTART, "Service restart", timeout=timeout)
         loop = asyncio.get_running_loop()

@@ -17,6 +17,7 @@ tenant and key, so this adds nothing that is already there) and not published ag
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -42,6 +43,11 @@ log = logging.getLogger("streamgate.producer")
 
 class OutboxUnavailable(Exception):
     """The webhook outbox could not take a published batch's push events (503)."""
+
+
+def _unavailable(message: str) -> HttpResponse:
+    error = {"code": "UNAVAILABLE", "message": message, "index": None, "field": None}
+    return json_response(503, {"error": error}, headers=[("retry-after", "1")])
 
 
 def _refusal(exc: ProducerRefusal) -> HttpResponse:
@@ -70,6 +76,10 @@ class Producer:
         self._markets = markets
         self._connected = connected
         self._outbox = outbox
+        self._draining = False
+        self._in_flight = 0
+        self._settled = asyncio.Event()
+        self._settled.set()
 
     def authorized(self, request: HttpRequest) -> bool:
         header = request.header("authorization") or ""
@@ -90,6 +100,30 @@ class Producer:
                 },
                 headers=[("www-authenticate", "Bearer")],
             )
+        if self._draining:
+            return _unavailable("the node is shutting down; publish through another")
+        self._in_flight += 1
+        self._settled.clear()
+        try:
+            return await self._publish(request)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._settled.set()
+
+    def stop(self) -> None:
+        """Refuse new publishes (503): the node is draining."""
+        self._draining = True
+
+    async def settled(self) -> None:
+        """Return once no publish is in flight.
+
+        Drain awaits it (bounded) before closing the sockets, so a publish answered 200
+        has been handed to its subscribers' queues first, never to sockets already closed.
+        """
+        await self._settled.wait()
+
+    async def _publish(self, request: HttpRequest) -> HttpResponse:
         try:
             events = parse_batch(request.body, now_ms=time.time_ns() // 1_000_000)
             fresh, repeats = await self._fresh(events)
@@ -118,31 +152,9 @@ class Producer:
         except ProducerRefusal as exc:
             return _refusal(exc)
         except OutboxUnavailable as exc:
-            return json_response(
-                503,
-                {
-                    "error": {
-                        "code": "UNAVAILABLE",
-                        "message": str(exc),
-                        "index": None,
-                        "field": None,
-                    }
-                },
-                headers=[("retry-after", "1")],
-            )
+            return _unavailable(str(exc))
         except BrokerUnavailable as exc:
-            return json_response(
-                503,
-                {
-                    "error": {
-                        "code": "UNAVAILABLE",
-                        "message": str(exc) or "broker unavailable",
-                        "index": None,
-                        "field": None,
-                    }
-                },
-                headers=[("retry-after", "1")],
-            )
+            return _unavailable(str(exc) or "broker unavailable")
         return json_response(200, {"accepted": len(fresh), "duplicates": len(events) - len(fresh)})
 
     async def _unclaim(self, keys: list[str]) -> None:
