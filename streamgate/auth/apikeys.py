@@ -41,7 +41,6 @@ import contextlib
 import hashlib
 import hmac
 import os
-import re
 import secrets
 import sqlite3
 import tempfile
@@ -53,6 +52,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+from streamgate.core.identifiers import TENANT_RULE, is_tenant_name
+from streamgate.core.text import shown
 from streamgate.errors import ConfigError, StreamgateError
 
 __all__ = [
@@ -96,7 +97,6 @@ _MESSAGES = {
     INVALID_API_KEY: "Invalid API key",
     API_KEY_REVOKED: "API key revoked",
 }
-_TENANT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 # Each entry is one migration: statements run in order inside one transaction. Append
 # new steps; never edit a released one.
@@ -159,10 +159,8 @@ def check_tenant(tenant: str) -> str:
     Raises:
         ValueError: anything else, with a message saying what is allowed.
     """
-    if not isinstance(tenant, str) or _TENANT.fullmatch(tenant) is None:
-        raise ValueError(
-            f"invalid tenant name {tenant!r}: use 1 to 64 characters of A-Z a-z 0-9 _ . -"
-        )
+    if not is_tenant_name(tenant):
+        raise ValueError(f"invalid tenant name {shown(tenant)}: use {TENANT_RULE}")
     return tenant
 
 

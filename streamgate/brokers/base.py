@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from streamgate.hub.publication import Publication, StreamPosition
+from streamgate.core.publication import Publication, StreamPosition
 
 __all__ = ["Broker", "BrokerHandler", "IdempotencyStore", "Outgoing"]
 
@@ -55,7 +55,7 @@ class Broker(Protocol):
     async def publish(self, items: Sequence[Outgoing]) -> list[Publication]:
         """Number, keep and deliver ``items``; order holds within a channel.
 
-        Order-book items are checked first (:func:`streamgate.hub.books.check_chain`)
+        Order-book items are checked first (:func:`streamgate.core.books.check_chain`)
         and applied to their books in the same atomic step.
 
         Raises:

@@ -7,7 +7,7 @@ handed offsets that mean something else now.
 Memory follows use (Centrifugo's memory broker: a stream without publications expires;
 a channel with neither subscribers nor history holds nothing). A channel gets a
 stream on its first publish, never on a subscribe, a position or a history read: a
-channel without one is at offset 0 of the idle epoch (:mod:`streamgate.hub.history`).
+channel without one is at offset 0 of the idle epoch (:mod:`streamgate.brokers.history`).
 Once all of a stream's publications have expired (``history_ttl`` after the last
 publish) and no subscriber of this node is on it, the sweep drops it; a later publish
 starts a new stream in a new epoch, so a resume against the dropped one answers
@@ -24,10 +24,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
-from streamgate.hub.books import Books, check_chain
-from streamgate.hub.channels import is_book_channel, market_of
-from streamgate.hub.history import StreamHistory, idle_epoch, new_epoch
-from streamgate.hub.publication import Publication, StreamPosition
+from streamgate.brokers.books import Books
+from streamgate.brokers.history import StreamHistory, idle_epoch, new_epoch
+from streamgate.core.books import check_chain
+from streamgate.core.channels import is_book_channel, market_of
+from streamgate.core.publication import Publication, StreamPosition
 
 __all__ = ["MemoryBroker", "MemoryIdempotency"]
 

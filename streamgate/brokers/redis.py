@@ -7,7 +7,7 @@ Per channel, Redis holds (every key under ``prefix``):
   up). Only a publish creates it: a subscribe, a position or a history read of a channel
   without one writes nothing, and answers offset 0 of the idle epoch (one per ``keep``
   window, derived from ``{prefix}idle``, a random value regenerated when Redis lost it;
-  see :mod:`streamgate.hub.history`). ``idle`` is the idle epoch when the hash was
+  see :mod:`streamgate.brokers.history`). ``idle`` is the idle epoch when the hash was
   created: a resume from offset 0 of it replays from offset 1. A missing hash means the
   history was lost (expired, a restart without persistence, an eviction): the next
   publish starts a fresh random epoch at offset 1 (PROTOCOL.md section 3).
@@ -66,12 +66,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
+from streamgate.brokers.books import OrderBook
+from streamgate.brokers.history import new_epoch
 from streamgate.core import exact_json
+from streamgate.core.books import SNAPSHOT, chain_refusal
+from streamgate.core.channels import is_book_channel, market_of
+from streamgate.core.publication import Publication, StreamPosition
 from streamgate.errors import BrokerUnavailable
-from streamgate.hub.books import SNAPSHOT, OrderBook, chain_refusal
-from streamgate.hub.channels import is_book_channel, market_of
-from streamgate.hub.history import new_epoch
-from streamgate.hub.publication import Publication, StreamPosition
 
 __all__ = [
     "REDIS_TIMEOUT",
@@ -106,7 +107,7 @@ def unavailable_on_error() -> Iterator[None]:
         raise BrokerUnavailable(f"redis: {exc}") from exc
 
 
-# The idle epoch (streamgate.hub.history.idle_epoch, computed in Redis on Redis's clock):
+# The idle epoch (streamgate.brokers.history.idle_epoch, computed in Redis on Redis's clock):
 # a hash of the dataset's random base and the current ``window``-long period.
 _IDLE = """
 local function idle_epoch(base_key, fresh, window)

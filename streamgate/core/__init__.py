@@ -1,3 +1,9 @@
-"""Vocabulary every layer shares and that depends on no other part of streamgate."""
+"""The vocabulary every layer shares: channels, publications, identifiers, book wire names.
 
-__all__: list[str] = []
+Nothing here imports another part of streamgate but :mod:`streamgate.errors`, so hub,
+brokers, protocol, server, venue and SDK can all use it without depending on each other.
+"""
+
+from streamgate.core.publication import Publication, StreamPosition
+
+__all__ = ["Publication", "StreamPosition"]

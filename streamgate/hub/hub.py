@@ -37,9 +37,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from streamgate.core.channels import is_book_channel
+from streamgate.core.publication import Publication, StreamPosition
 from streamgate.errors import BrokerUnavailable
-from streamgate.hub.channels import is_book_channel
-from streamgate.hub.publication import Publication, StreamPosition
 
 __all__ = ["Catchup", "Encoder", "Hub", "HubStats", "Subscriber"]
 

@@ -9,11 +9,11 @@ batch's :class:`~streamgate.errors.ProducerRefusal`.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
 from streamgate.core.exact_json import JsonNumber
+from streamgate.core.identifiers import id_problem
 
 __all__ = [
     "U64_MAX",
@@ -172,20 +172,10 @@ def objects(items: list[Any], where: str) -> Iterator[tuple[str, dict[str, Any]]
         yield at, item
 
 
-# Control, invisible format (zero-width, bidi overrides, U+FEFF) and separator characters.
-_NOT_IN_ID = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
-
-
 def channel_id(value: Any, field: str, max_len: int) -> str:
-    """An id that becomes part of a channel name: any format, 1..``max_len`` characters,
-    none of them whitespace, control, invisible or ``:``."""
-    if not isinstance(value, str) or not 1 <= len(value) <= max_len:
-        raise FieldError(field, f"{field} must be a string of 1..{max_len} characters")
-    for at, ch in enumerate(value):
-        if ch == ":" or ch.isspace() or unicodedata.category(ch) in _NOT_IN_ID:
-            raise FieldError(
-                field,
-                f"{field} must not contain whitespace, control characters or ':' "
-                f"(U+{ord(ch):04X} at {at})",
-            )
-    return value
+    """An id that becomes part of a channel name (the rule of
+    :func:`~streamgate.core.identifiers.id_problem`)."""
+    problem = id_problem(value, max_len)
+    if problem is not None:
+        raise FieldError(field, f"{field} {problem}")
+    return str(value)

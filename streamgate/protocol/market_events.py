@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streamgate.hub.books import DELTA, SNAPSHOT
+from streamgate.core.books import DELTA, SNAPSHOT
 from streamgate.protocol.fields import (
     FieldError,
     choice,

@@ -4,7 +4,7 @@ Their ``data`` is an array of OrderResponse, FillResponse or PositionResponse ob
 (PROTOCOL.md section 2), each checked field by field, stamped like market events, and
 owned by ``user_id`` (an order's or position's ``user_addr``, a fill's ``maker_addr`` or
 ``taker_addr``); :func:`private_event` returns the user's channel
-(:func:`~streamgate.hub.channels.private_channel`) and the checked objects.
+(:func:`~streamgate.core.channels.private_channel`) and the checked objects.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streamgate.hub.channels import private_channel
+from streamgate.core.channels import private_channel
+from streamgate.core.identifiers import MAX_USER_ID
 from streamgate.protocol.fields import (
     FieldError,
     Number,
@@ -29,10 +30,9 @@ from streamgate.protocol.fields import (
     string,
 )
 
-__all__ = ["MAX_PRIVATE_ITEMS", "MAX_USER_ID", "ORDER_STATUSES", "private_event"]
+__all__ = ["MAX_PRIVATE_ITEMS", "ORDER_STATUSES", "private_event"]
 
 MAX_PRIVATE_ITEMS = 1000  # objects in one private event's data array
-MAX_USER_ID = 256  # characters
 ORDER_STATUSES = (
     "created",
     "placed",

@@ -16,16 +16,16 @@ Private events (``order``, ``fill``, ``position`` with a ``user_id``) carry an a
 OrderResponse, FillResponse or PositionResponse objects (PROTOCOL.md section 2), each
 checked field by field, stamped like market events, and owned by ``user_id`` (an
 order's or position's ``user_addr``, a fill's ``maker_addr`` or ``taker_addr``); they
-go to the user's channel (:func:`~streamgate.hub.channels.private_channel`).
+go to the user's channel (:func:`~streamgate.core.channels.private_channel`).
 
 Push events (``{"event", "tenant", "sub_user", "data", "idempotency_key"?}``, PROTOCOL.md
 sections 1 and 4) have their ``data`` checked against the event's shape in the Events
 table (both deposit variants, the Trade object for ``trade.<status>``, ``system.notice``)
 and normalized to the table's key order. A push :class:`ProducerEvent` has:
 
-- ``channel``: :func:`~streamgate.hub.channels.push_channel` ``(tenant, sub_user)``; for
-  a ``system.notice`` without ``sub_user``, :func:`~streamgate.hub.channels.push_tenant_prefix`
-  ``(tenant)`` instead (:func:`~streamgate.hub.channels.is_push_tenant_wide` tells it):
+- ``channel``: :func:`~streamgate.core.channels.push_channel` ``(tenant, sub_user)``; for
+  a ``system.notice`` without ``sub_user``, :func:`~streamgate.core.channels.push_tenant_prefix`
+  ``(tenant)`` instead (:func:`~streamgate.core.channels.is_push_tenant_wide` tells it):
   the server must expand it into one push channel per connected sub-user of the tenant
   (``Hub.channels_with_prefix(channel)``) before publishing, never publish it as it is;
 - ``data``: ``{"event": <event name>, "data": <normalized data>}``, which the push
@@ -46,19 +46,18 @@ from typing import Any
 import orjson
 
 from streamgate.core import exact_json
+from streamgate.core.books import check_chain
+from streamgate.core.identifiers import MAX_SUB_USER, MAX_USER_ID
 from streamgate.errors import BookRefused, ProducerRefusal
-from streamgate.hub.books import check_chain
 from streamgate.protocol.fields import FieldError
 from streamgate.protocol.market_events import market_event
 from streamgate.protocol.private_events import (
     MAX_PRIVATE_ITEMS,
-    MAX_USER_ID,
     ORDER_STATUSES,
     private_event,
 )
 from streamgate.protocol.push_events import (
     DEPOSIT_FAILED_STATUSES,
-    MAX_SUB_USER,
     MAX_TRADE_ITEMS,
     NOTICE_SEVERITIES,
     PUSH_EVENTS,

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from streamgate.core import exact_json
-from streamgate.hub.publication import Publication, StreamPosition
+from streamgate.core.publication import Publication, StreamPosition
 
 __all__ = [
     "BEARER_PREFIX",

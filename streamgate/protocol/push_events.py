@@ -4,9 +4,9 @@ A push event (``{"event", "tenant", "sub_user", "data", "idempotency_key"?}``,
 PROTOCOL.md sections 1 and 4) has its ``data`` checked against the event's shape in the
 Events table (both deposit variants, the Trade object for ``trade.<status>``,
 ``system.notice``) and normalized to the table's key order. :func:`push_event` returns
-its channel, :func:`~streamgate.hub.channels.push_channel` ``(tenant, sub_user)`` or, for a
+its channel, :func:`~streamgate.core.channels.push_channel` ``(tenant, sub_user)`` or, for a
 ``system.notice`` without ``sub_user``, the tenant-wide
-:func:`~streamgate.hub.channels.push_tenant_prefix` ``(tenant)`` the server expands, and
+:func:`~streamgate.core.channels.push_tenant_prefix` ``(tenant)`` the server expands, and
 its data ``{"event": <event name>, "data": <normalized data>}``.
 """
 
@@ -17,8 +17,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from streamgate.core.channels import push_channel, push_tenant_prefix
+from streamgate.core.identifiers import MAX_SUB_USER, TENANT_RULE, is_tenant_name
 from streamgate.core.text import shown
-from streamgate.hub.channels import is_tenant_name, push_channel, push_tenant_prefix
 from streamgate.protocol.fields import (
     FieldError,
     channel_id,
@@ -34,7 +35,6 @@ from streamgate.protocol.fields import (
 
 __all__ = [
     "DEPOSIT_FAILED_STATUSES",
-    "MAX_SUB_USER",
     "MAX_TRADE_ITEMS",
     "NOTICE_SEVERITIES",
     "PUSH_EVENTS",
@@ -81,7 +81,6 @@ TRADE_ITEM_ERROR_CODES = (
     "MARKET_UNAVAILABLE",
     "PURCHASE_FAILED",
 )
-MAX_SUB_USER = 128  # characters, as On-Behalf-Of (PROTOCOL.md section 1)
 MAX_TRADE_ITEMS = 1000
 
 _PUSH_FIELDS = {"event", "tenant", "sub_user", "data", "idempotency_key"}
@@ -124,11 +123,9 @@ def push_event(event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 def _tenant(value: Any) -> str:
     if value is None:
         raise FieldError("tenant", "tenant is required for a push event")
-    if not isinstance(value, str) or not is_tenant_name(value):
-        raise FieldError(
-            "tenant", "tenant must be 1..64 characters of A-Z, a-z, 0-9, '_', '.', '-'"
-        )
-    return value
+    if not is_tenant_name(value):
+        raise FieldError("tenant", f"tenant must be {TENANT_RULE}")
+    return str(value)
 
 
 def _sub_user(value: Any, event: str) -> str:

@@ -45,7 +45,7 @@ from typing import Any
 import orjson
 
 from streamgate.core import exact_json
-from streamgate.hub.publication import Publication, StreamPosition
+from streamgate.core.publication import Publication, StreamPosition
 from streamgate.protocol.topics import is_private_topic, is_public_topic
 
 __all__ = [

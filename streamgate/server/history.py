@@ -16,8 +16,8 @@ from typing import Protocol
 
 import orjson
 
+from streamgate.core.publication import Publication, StreamPosition
 from streamgate.errors import BrokerUnavailable
-from streamgate.hub.publication import Publication, StreamPosition
 from streamgate.protocol.stream import encode_event
 from streamgate.protocol.topics import is_public_topic
 from streamgate.server.http import HttpRequest, HttpResponse, json_response

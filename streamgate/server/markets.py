@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamgate.config import MarketConfig
-from streamgate.hub.channels import MARKET_KINDS
+from streamgate.core.channels import MARKET_KINDS
 
 __all__ = ["MarketDirectory"]
 

@@ -24,8 +24,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from streamgate.brokers.base import Broker, IdempotencyStore, Outgoing
+from streamgate.core.channels import is_book_channel, is_push_channel, is_push_tenant_wide
 from streamgate.errors import BookRefused, BrokerUnavailable, ProducerRefusal
-from streamgate.hub.channels import is_book_channel, is_push_channel, is_push_tenant_wide
 from streamgate.protocol.producer import (
     ProducerEvent,
     book_refusal,

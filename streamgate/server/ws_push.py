@@ -20,10 +20,10 @@ from collections.abc import Callable
 
 from streamgate.auth.tokens import BearerVerifier, InvalidToken
 from streamgate.brokers.presence import Presence
+from streamgate.core.channels import push_channel, push_tenant, push_tenant_prefix
+from streamgate.core.publication import Publication, StreamPosition
 from streamgate.errors import BrokerUnavailable
-from streamgate.hub.channels import push_channel, push_tenant, push_tenant_prefix
 from streamgate.hub.hub import Hub
-from streamgate.hub.publication import Publication, StreamPosition
 from streamgate.protocol import push as pp
 from streamgate.server.http import HttpRequest
 from streamgate.server.websocket import WsConnection, frame_text

@@ -21,10 +21,10 @@ from collections import deque
 from collections.abc import Callable
 
 from streamgate.auth.tokens import BearerVerifier, Claims, InvalidToken
+from streamgate.core.channels import private_channel, private_kind
+from streamgate.core.publication import Publication, StreamPosition
 from streamgate.errors import BrokerUnavailable
-from streamgate.hub.channels import private_channel, private_kind
 from streamgate.hub.hub import Catchup, Encoder, Hub
-from streamgate.hub.publication import Publication, StreamPosition
 from streamgate.protocol import stream as sp
 from streamgate.protocol.topics import has_latest_value
 from streamgate.server.websocket import CLOSE_POLICY, WsConnection, frame_text

@@ -7,30 +7,24 @@ Answers in the push API's envelope: ``{"requestId", "success": true, "data": {..
 from __future__ import annotations
 
 import time
-import unicodedata
 
 from streamgate.auth.apikeys import ApiKeyError, ApiKeyStore
 from streamgate.auth.limits import WindowLimiter
 from streamgate.auth.tokens import TokenIssuer
+from streamgate.core.identifiers import MAX_SUB_USER, id_problem
 from streamgate.protocol.push import PUSH_PURPOSE, SCOPES
 from streamgate.server.envelope import failure, new_request_id, success
 from streamgate.server.http import HttpRequest, HttpResponse
 
 __all__ = ["WsTokenEndpoint", "valid_sub_user"]
 
-MAX_SUB_USER = 128
-
 
 def valid_sub_user(value: str | None) -> str | None:
     """Return why an On-Behalf-Of value is refused, or None when it is fine."""
     if not value:
         return "On-Behalf-Of header is required"
-    if len(value) > MAX_SUB_USER:
-        return f"On-Behalf-Of must be at most {MAX_SUB_USER} characters"
-    for ch in value:
-        if ch == ":" or ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf"):
-            return f"On-Behalf-Of must not contain {ch!r}"
-    return None
+    problem = id_problem(value, MAX_SUB_USER)
+    return None if problem is None else f"On-Behalf-Of {problem}"
 
 
 class WsTokenEndpoint:

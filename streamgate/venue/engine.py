@@ -78,14 +78,14 @@ position whose mark crosses its liquidation price is not liquidated.
 
 from __future__ import annotations
 
-import unicodedata
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamgate.hub.books import DELTA, SNAPSHOT
-from streamgate.protocol.producer import MAX_PRIVATE_ITEMS, MAX_USER_ID
+from streamgate.core.books import DELTA, SNAPSHOT
+from streamgate.core.identifiers import is_user_id
+from streamgate.protocol.producer import MAX_PRIVATE_ITEMS
 from streamgate.protocol.topics import is_public_topic
 from streamgate.venue.book import BUY, SELL, BookSide, Order, OrderBook
 from streamgate.venue.positions import BPS, Position, PositionBook
@@ -383,7 +383,7 @@ class Engine:
             or not _positive_int(size)
             or not _positive_int(leverage)
             or (price is not None and not _positive_int(price))
-            or not _user_ok(user)
+            or not is_user_id(user)
         ):
             return Placed("", [], REJECTED, REJECT_INVALID)
         now = self._clock()
@@ -802,18 +802,6 @@ def _next_funding(now_ms: int) -> int:
 
 def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-_NOT_IN_ID = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
-
-
-def _user_ok(user: object) -> bool:
-    """Whether ``user`` can be a private event's ``user_id`` (the producer API's rule)."""
-    if not isinstance(user, str) or not 1 <= len(user) <= MAX_USER_ID:
-        return False
-    return not any(
-        ch == ":" or ch.isspace() or unicodedata.category(ch) in _NOT_IN_ID for ch in user
-    )
 
 
 def _check_spec(spec: MarketSpec) -> None:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from streamgate.hub.channels import is_push_tenant_wide, push_sub_user, push_tenant
+from streamgate.core.channels import is_push_tenant_wide, push_sub_user, push_tenant
 from streamgate.webhooks.body import created_at, event_matches, webhook_body
 from streamgate.webhooks.model import Endpoint, OutboxMessage, WebhookStore
 from streamgate.webhooks.signing import keyed_message_id, new_message_id

@@ -23,8 +23,8 @@ from redis_support import REDIS_URL, delete_prefix, ensure_redis
 from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
 from streamgate.brokers.memory import MemoryBroker, MemoryIdempotency
 from streamgate.brokers.redis import RedisBroker, RedisIdempotency
+from streamgate.core.publication import Publication, StreamPosition
 from streamgate.errors import BookRefused, BrokerUnavailable
-from streamgate.hub.publication import Publication, StreamPosition
 
 T0 = 1_700_000_000_000
 SIZE = 5

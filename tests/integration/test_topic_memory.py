@@ -30,7 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from streamgate.brokers.base import Outgoing
 from streamgate.brokers.memory import MemoryBroker
 from streamgate.brokers.redis import RedisBroker
-from streamgate.hub.publication import Publication, StreamPosition
+from streamgate.core.publication import Publication, StreamPosition
 
 from support import UNIT, running_gateway
 

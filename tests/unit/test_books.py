@@ -9,8 +9,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamgate.hub.books import DELTA, SNAPSHOT, Books, OrderBook
-from streamgate.hub.publication import Publication
+from streamgate.brokers.books import Books, OrderBook
+from streamgate.core.books import DELTA, SNAPSHOT
+from streamgate.core.publication import Publication
 from streamgate.protocol.producer import check_book_sequences, parse_batch
 
 CH = "orderbook/M"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streamgate.hub.history import StreamHistory, new_epoch
-from streamgate.hub.publication import Publication, StreamPosition
+from streamgate.brokers.history import StreamHistory, new_epoch
+from streamgate.core.publication import Publication, StreamPosition
 
 T0 = 1_700_000_000_000
 

@@ -11,8 +11,8 @@ import pytest
 
 from streamgate.brokers.base import Outgoing
 from streamgate.brokers.memory import MemoryBroker
+from streamgate.core.publication import Publication, StreamPosition
 from streamgate.hub.hub import Encoder, Hub
-from streamgate.hub.publication import Publication, StreamPosition
 
 T0 = 1_700_000_000_000
 

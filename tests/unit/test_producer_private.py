@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
+from streamgate.core.channels import private_channel
 from streamgate.errors import ProducerRefusal
-from streamgate.hub.channels import private_channel
 from streamgate.protocol.producer import (
     MAX_PRIVATE_ITEMS,
     MAX_USER_ID,

@@ -11,12 +11,10 @@ import orjson
 import pytest
 
 from streamgate.core import exact_json
-from streamgate.errors import ProducerRefusal
-from streamgate.hub.channels import (
+from streamgate.core.channels import (
     is_book_channel,
     is_push_channel,
     is_push_tenant_wide,
-    is_tenant_name,
     market_channel,
     private_channel,
     push_channel,
@@ -24,6 +22,8 @@ from streamgate.hub.channels import (
     push_tenant,
     push_tenant_prefix,
 )
+from streamgate.core.identifiers import is_tenant_name
+from streamgate.errors import ProducerRefusal
 from streamgate.protocol.producer import (
     MAX_SUB_USER,
     MAX_TRADE_ITEMS,

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streamgate.hub.publication import Publication, StreamPosition
+from streamgate.core.publication import Publication, StreamPosition
 from streamgate.protocol.stream import (
     Abort,
     Admitted,

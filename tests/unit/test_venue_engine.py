@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamgate.hub.channels import is_book_channel
+from streamgate.core.channels import is_book_channel
 from streamgate.protocol.producer import (
     MAX_EVENTS,
     MAX_PRIVATE_ITEMS,

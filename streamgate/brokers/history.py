@@ -21,7 +21,7 @@ import hashlib
 import secrets
 from collections import deque
 
-from streamgate.hub.publication import Publication, StreamPosition
+from streamgate.core.publication import Publication, StreamPosition
 
 __all__ = ["StreamHistory", "idle_epoch", "new_epoch"]
 

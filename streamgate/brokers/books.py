@@ -1,28 +1,20 @@
-"""Order books kept from the producer's snapshots and deltas.
+"""Order books kept from the producer's snapshots and deltas: broker state.
 
-A book follows one ``orderbook/<market>`` channel: a snapshot replaces it, a delta
-sets each ``[price, size]`` level (size 0 deletes it). Deltas must carry
-``seq == book.seq + 1``; :func:`check_chain` refuses a batch in which one does not,
-before anything of it is published (PROTOCOL.md sections 2 and 4).
-
-The books themselves are broker state (so that every node serves the same book at a
-precise offset): the memory broker keeps :class:`Books`, the Redis broker a hash per
-book, updated by the same script that numbers the publication.
+So that every node serves the same book at a precise offset, the books are kept where
+publications are numbered: the memory broker keeps :class:`Books`, the Redis broker a
+hash per book (updated by the same script that numbers the publication) that
+:class:`OrderBook` turns back into a snapshot. The wire names and the chain rule are
+:mod:`streamgate.core.books`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import Any
 
-from streamgate.errors import BookRefused
-from streamgate.hub.channels import is_book_channel
-from streamgate.hub.publication import Publication
+from streamgate.core.books import SNAPSHOT
+from streamgate.core.publication import Publication
 
-__all__ = ["DELTA", "SNAPSHOT", "Books", "OrderBook", "chain_refusal", "check_chain"]
-
-SNAPSHOT = "orderbook_snapshot"
-DELTA = "orderbook_delta"
+__all__ = ["Books", "OrderBook"]
 
 Levels = list[list[int]]
 
@@ -84,35 +76,6 @@ class OrderBook:
     def snapshot_publication(self, now_ms: int) -> Publication:
         """Return the book as a publication at the offset of the last event it includes."""
         return Publication(self.channel, self.offset, self.epoch, self.snapshot(), now_ms)
-
-
-def check_chain(items: Iterable[tuple[str, Any]], seq_of: Callable[[str], int | None]) -> None:
-    """Check that each order-book delta among ``items`` (channel, data) follows its book.
-
-    ``seq_of`` returns a book's current seq (None: no snapshot yet). Items chain: a
-    snapshot or delta sets the seq the next delta of its book must follow.
-
-    Raises:
-        BookRefused: at the first delta that does not follow (its position in ``items``).
-    """
-    seqs: dict[str, int | None] = {}
-    for position, (channel, data) in enumerate(items):
-        if not is_book_channel(channel):
-            continue
-        seq = seqs[channel] if channel in seqs else seq_of(channel)
-        new = data["seq"]
-        if data["type"] == DELTA and (seq is None or new != seq + 1):
-            raise chain_refusal(position, channel, new, seq)
-        seqs[channel] = new
-
-
-def chain_refusal(position: int, channel: str, new: int, seq: int | None) -> BookRefused:
-    """The refusal of a delta with seq ``new`` for a book at ``seq`` (None: no book)."""
-    if seq is None:
-        detail = f"no snapshot of {channel} yet; publish an orderbook_snapshot first"
-        return BookRefused(position, "NO_BOOK", detail, "data.type")
-    detail = f"delta seq {new} does not follow the book's seq {seq}; expected {seq + 1}"
-    return BookRefused(position, "SEQ_GAP", detail, "data.seq")
 
 
 def _apply_levels(side: dict[int, int], levels: Levels) -> None:

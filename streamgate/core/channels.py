@@ -8,7 +8,7 @@ topic can take: ``user:<id>:<kind>`` (private stream), ``push:<tenant>:<sub_user
 
 from __future__ import annotations
 
-import re
+from streamgate.core.identifiers import is_sub_user, is_tenant_name
 
 __all__ = [
     "BOOK_PREFIX",
@@ -18,7 +18,6 @@ __all__ = [
     "is_book_channel",
     "is_push_channel",
     "is_push_tenant_wide",
-    "is_tenant_name",
     "market_channel",
     "market_of",
     "private_channel",
@@ -34,7 +33,6 @@ PRIVATE_KINDS = ("order", "fill", "position")
 _USER_PREFIX = "user:"
 BOOK_PREFIX = "orderbook/"
 PUSH_PREFIX = "push:"
-_TENANT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def market_channel(kind: str, market: str) -> str:
@@ -68,15 +66,6 @@ def private_kind(channel: str) -> str:
 # -- push channels (PROTOCOL.md section 1: one stream per sub-user of one tenant) --------
 
 
-def is_tenant_name(name: str) -> bool:
-    """Tell whether ``name`` is a valid tenant name: 1..64 of ``A-Z a-z 0-9 _ . -``.
-
-    The rule API keys use for tenants; it keeps ``:`` out, so a push channel reads back
-    unambiguously.
-    """
-    return _TENANT.fullmatch(name) is not None
-
-
 def push_tenant_prefix(tenant: str) -> str:
     """Return ``push:<tenant>:``, the prefix every push channel of ``tenant`` starts with.
 
@@ -100,10 +89,10 @@ def push_channel(tenant: str, sub_user: str) -> str:
     market or private channel; the same sub-user id under two tenants gives two channels.
 
     Raises:
-        ValueError: ``tenant`` is not a valid tenant name, or ``sub_user`` is empty or
-            contains ``:``.
+        ValueError: ``tenant`` is not a valid tenant name, or ``sub_user`` is not a
+            sub-user id (:func:`~streamgate.core.identifiers.is_sub_user`).
     """
-    if not sub_user or ":" in sub_user:
+    if not is_sub_user(sub_user):
         raise ValueError(f"not a push sub-user id: {sub_user!r}")
     return push_tenant_prefix(tenant) + sub_user
 
