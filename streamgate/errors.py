@@ -8,6 +8,8 @@ StreamgateError
 ├── BrokerUnavailable      the broker cannot take or serve publications now (503)
 ├── BookRefused            an order-book event that does not follow its book (the
 │                          producer API turns it into a 409 ProducerRefusal)
+├── OutboxUnavailable      published, but the webhook outbox cannot be written (503)
+├── NodeDraining           this node is shutting down and takes no new publish (503)
 ├── auth.tokens.InvalidToken     a bearer or ticket that does not verify
 │   └── auth.tokens.TokenExpired its ``exp`` (plus leeway) has passed
 ├── auth.authorize.AuthorizeError  ``POST /api/v1/authorize`` refusal: ``error_code``
@@ -25,6 +27,8 @@ __all__ = [
     "BookRefused",
     "BrokerUnavailable",
     "ConfigError",
+    "NodeDraining",
+    "OutboxUnavailable",
     "ProducerRefusal",
     "RefusedError",
     "StreamRefusal",
@@ -91,3 +95,15 @@ class BookRefused(StreamgateError):
         self.code = code
         self.detail = detail
         self.field = field
+
+
+class OutboxUnavailable(StreamgateError):
+    """The webhook outbox could not take a published batch's push events (503).
+
+    The batch is published; its idempotency keys stay claimed, so the producer's retry
+    writes the outbox again without publishing again.
+    """
+
+
+class NodeDraining(StreamgateError):
+    """This node is shutting down: it takes no new publish (503); use another node."""
