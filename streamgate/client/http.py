@@ -1,25 +1,33 @@
-"""A small keep-alive HTTP/1.1 client over asyncio streams, responses parsed by httptools.
+"""The SDK's HTTP: JSON requests against one gateway, on httpx.
 
-Enough for the producer API and the gateway's JSON endpoints; one request at a time
-per :class:`HttpClient`.
+Enough for the producer API and the gateway's JSON endpoints. Errors keep the
+standard library's shape, so callers need not import httpx: a request that takes
+longer than ``timeout`` in all raises ``TimeoutError``; a refused, reset or closed
+connection raises ``ConnectionError`` (an ``OSError``); a response that is not HTTP
+raises ``ValueError``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httptools
+import httpx
 import orjson
 
 __all__ = ["HttpClient", "HttpResult"]
 
+# Kept-alive connections per client: the SDK's callers send one request at a time or a
+# few side by side; more wait for a free connection (within the same timeout).
+_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=8)
+
 
 @dataclass(slots=True)
 class HttpResult:
+    """One response: status, headers (names lower-cased) and the whole body."""
+
     status: int
     headers: dict[str, str]
     body: bytes
@@ -28,35 +36,33 @@ class HttpResult:
         return orjson.loads(self.body)
 
 
-@dataclass(slots=True)
-class _Parsed:
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytearray = field(default_factory=bytearray)
-    done: bool = False
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
-
-    def on_body(self, body: bytes) -> None:
-        self.body += body
-
-    def on_message_complete(self) -> None:
-        self.done = True
-
-
 class HttpClient:
-    """Requests against one ``http://host:port`` base URL over one kept-alive connection."""
+    """Requests against one ``http://host:port`` base URL over kept-alive connections.
+
+    Args:
+        base_url: ``http://host:port`` (a path, if any, is ignored: request paths are
+            absolute).
+        timeout: seconds one request may take in all (connect, send, the whole
+            response) before ``TimeoutError``.
+    """
 
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"need an http://host:port URL, got {base_url!r}")
-        self._host = parts.hostname
-        self._port = parts.port or 80
+        self._base_url = f"http://{parts.netloc}"
         self._timeout = timeout
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._lock = asyncio.Lock()
+        self._client: httpx.AsyncClient | None = None  # opened by the first request
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self._base_url,
+                timeout=httpx.Timeout(self._timeout),
+                limits=_LIMITS,
+                trust_env=False,  # no proxy from the environment: talk to the gateway itself
+            )
+        return self._client
 
     async def request(
         self,
@@ -66,54 +72,46 @@ class HttpClient:
         body: bytes = b"",
         headers: dict[str, str] | None = None,
     ) -> HttpResult:
-        async with self._lock:
-            try:
-                return await asyncio.wait_for(
-                    self._once(method, path, body, headers or {}), self._timeout
-                )
-            except (ConnectionError, asyncio.IncompleteReadError):
-                await self.close()  # a kept-alive connection the server closed: once more
-                return await asyncio.wait_for(
-                    self._once(method, path, body, headers or {}), self._timeout
-                )
-            except BaseException:
-                await self.close()
-                raise
+        """Send one request; return its response whatever its status.
+
+        A request whose connection failed (e.g. a kept-alive one the server had
+        closed) is sent once more on a new connection; one that timed out is not.
+
+        Raises:
+            TimeoutError: no whole response within ``timeout``.
+            ConnectionError: the connection failed, twice.
+            ValueError: the server's answer is not HTTP.
+        """
+        try:
+            async with asyncio.timeout(self._timeout):
+                try:
+                    return await self._once(method, path, body, headers or {})
+                except (httpx.NetworkError, httpx.RemoteProtocolError):
+                    return await self._once(method, path, body, headers or {})
+        except httpx.TimeoutException as exc:
+            raise TimeoutError(f"{method} {path}: no response in {self._timeout} s") from exc
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise ConnectionError(f"{method} {path}: {exc}") from exc
+        except httpx.HTTPError as exc:  # a malformed answer
+            raise ValueError(f"{method} {path}: {exc}") from exc
 
     async def post_json(
         self, path: str, doc: Any, headers: dict[str, str] | None = None
     ) -> HttpResult:
+        """POST ``doc`` as JSON."""
         all_headers = {"content-type": "application/json", **(headers or {})}
         return await self.request("POST", path, body=orjson.dumps(doc), headers=all_headers)
 
     async def _once(
         self, method: str, path: str, body: bytes, headers: dict[str, str]
     ) -> HttpResult:
-        if self._writer is None or self._reader is None:
-            self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
-        head = [
-            f"{method} {path} HTTP/1.1",
-            f"host: {self._host}:{self._port}",
-            f"content-length: {len(body)}",
-        ]
-        head.extend(f"{k}: {v}" for k, v in headers.items())
-        self._writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
-        parsed = _Parsed()
-        parser = httptools.HttpResponseParser(parsed)
-        while not parsed.done:
-            chunk = await self._reader.read(65_536)
-            if not chunk:
-                raise ConnectionError("the server closed the connection")
-            parser.feed_data(chunk)
-        if not parser.should_keep_alive():
-            await self.close()
-        return HttpResult(parser.get_status_code(), parsed.headers, bytes(parsed.body))
+        response = await self._http().request(method, path, content=body, headers=headers)
+        # httpx keeps repeated header names apart; one value per name, the last, as before.
+        fields = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers.raw}
+        return HttpResult(response.status_code, fields, response.content)
 
     async def close(self) -> None:
-        writer, self._writer, self._reader = self._writer, None, None
-        if writer is not None:
-            writer.close()
-            # Bounded: nothing is owed to the peer, and wait_closed can outlive a peer
-            # that stopped reading.
-            with contextlib.suppress(ConnectionError, OSError, TimeoutError):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+        """Close every connection (a later request opens a new one)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
