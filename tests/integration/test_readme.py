@@ -7,6 +7,7 @@ project's ``.venv``, as they would beside a checkout.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,8 +15,8 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import orjson
 import pytest
 
 from support import UNIT
@@ -30,6 +31,20 @@ def try_it_block() -> str:
     match = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
     assert match, "the Try it section has no sh block"
     return match.group(1)
+
+
+def json_objects(text: str) -> list[Any]:
+    """Every top-level JSON object in ``text``: the watcher and curl share one stdout, so a
+    line of one can land between the bytes of a line of the other."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while (start := text.find("{", at)) != -1:
+        try:
+            obj, at = decoder.raw_decode(text, start)
+        except ValueError:
+            at = start + 1
+            continue
+        found.append(obj)
+    return found
 
 
 @pytest.fixture
@@ -73,7 +88,7 @@ def test_the_watch_example_shows_the_publish_example_and_the_demo_market(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    lines = [orjson.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    lines = json_objects(done.stdout)
     ack = next(m for m in lines if m.get("op") == "subscribed")
     market = ack["args"][0].split("/", 1)[1]
     assert ack["args"] == [f"orderbook/{market}", f"trade/{market}", f"ticker/{market}"]
