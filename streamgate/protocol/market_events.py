@@ -26,7 +26,7 @@ from streamgate.protocol.fields import (
     trade_id,
 )
 
-__all__ = ["market_event"]
+__all__ = ["TICKER_NUMBERS", "market_event"]
 
 
 def market_event(event: dict[str, Any], topic: str, now_ms: int) -> dict[str, Any]:
@@ -135,7 +135,7 @@ def _trades(data: dict[str, Any], market: str, now_ms: int) -> dict[str, Any]:
     return out
 
 
-_TICKER_NUMBERS = (
+TICKER_NUMBERS = (
     "last_price",
     "mark_price",
     "index_price",
@@ -150,7 +150,7 @@ _TICKER_NUMBERS = (
 
 
 def _ticker(data: dict[str, Any], market: str, now_ms: int) -> dict[str, Any]:
-    only(data, {"type", "symbol", "market_addr", "ts", *_TICKER_NUMBERS}, "data")
+    only(data, {"type", "symbol", "market_addr", "ts", *TICKER_NUMBERS}, "data")
     choice(data, "type", "data", ("ticker",), "ticker")
     out: dict[str, Any] = {
         "type": "ticker",
@@ -158,7 +158,7 @@ def _ticker(data: dict[str, Any], market: str, now_ms: int) -> dict[str, Any]:
         "market_addr": _market_addr(data, market),
         "ts": integer(data, "ts", "data", minimum=0) if "ts" in data else now_ms,
     }
-    for name in _TICKER_NUMBERS:
+    for name in TICKER_NUMBERS:
         out[name] = number(data, name, "data")
     return out
 

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamgate.protocol.market_events import TICKER_NUMBERS
+from streamgate.protocol.private_events import ORDER_STATUSES
+from streamgate.protocol.push_events import TRADE_ITEM_ERROR_CODES, TRADE_STATUSES
+
 __all__ = [
     "PUSH_DATA",
     "STREAM_DATA",
@@ -161,15 +165,6 @@ TRADE_ID: Schema = {
     ],
 }
 
-ORDER_STATUSES = (
-    "created",
-    "placed",
-    "filled",
-    "cancelled",
-    "rejected",
-    "partial_filled",
-    "partial_filled_and_cancelled",
-)
 _PNL = integer("quote amount, signed, scaled like margin")
 _PROTECTIVE = nullable(integer("a price, or null when unset", minimum=0))
 _OPTIONAL_NUMBER = nullable(number())
@@ -206,21 +201,7 @@ STREAM_DATA: dict[str, Schema] = {
             "symbol": text(),
             "market_addr": text(),
             "ts": MILLIS,
-            **{
-                name: number()
-                for name in (
-                    "last_price",
-                    "mark_price",
-                    "index_price",
-                    "open_interest",
-                    "open_interest_value",
-                    "funding_rate",
-                    "funding_rate_percentage",
-                    "next_funding_time",
-                    "volume_24h",
-                    "turnover_24h",
-                )
-            },
+            **{name: number() for name in TICKER_NUMBERS},
         }
     ),
     "OrderResponse": closed(
@@ -334,27 +315,6 @@ TIMESTAMP: Schema = {
     ),
 }
 _ON_CHAIN = nullable(text("may be null"))
-TRADE_STATUSES = (
-    "initiated",
-    "pending",
-    "active",
-    "hold",
-    "completed",
-    "failed",
-    "canceled",
-    "declined",
-    "reverted",
-)
-ITEM_ERROR_CODES = (
-    "LISTING_UNAVAILABLE",
-    "NO_LISTING_AT_PRICE",
-    "PRICE_CHANGED",
-    "TRADE_URL_INVALID",
-    "STEAM_ACCOUNT_RESTRICTED",
-    "BUYER_TRADE_RESTRICTED",
-    "MARKET_UNAVAILABLE",
-    "PURCHASE_FAILED",
-)
 _COUNT = integer(minimum=0)
 
 PUSH_DATA: dict[str, Schema] = {
@@ -424,7 +384,8 @@ PUSH_DATA: dict[str, Schema] = {
                 "price": ref("Amount"),
                 "status": enum("pending", "delivered", "completed", "failed", "canceled"),
                 "error": closed(
-                    {"code": enum(*ITEM_ERROR_CODES), "message": text()}, optional=("message",)
+                    {"code": enum(*TRADE_ITEM_ERROR_CODES), "message": text()},
+                    optional=("message",),
                 ),
             },
             optional=("error",),
