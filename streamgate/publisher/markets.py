@@ -11,7 +11,10 @@ __all__ = ["MarketDirectory"]
 
 
 class MarketDirectory:
-    """Answers ``GET /api/v1/markets`` (PROTOCOL.md section 5)."""
+    """The markets ``GET /api/v1/markets`` lists (PROTOCOL.md section 5).
+
+    The publisher notes each market event it publishes; the server only reads the list.
+    """
 
     def __init__(self, configured: tuple[MarketConfig, ...]) -> None:
         self._markets: dict[str, dict[str, Any]] = {m.market_addr: m.describe() for m in configured}

@@ -1,7 +1,8 @@
 """The gateway: wires config -> broker -> hub, serves HTTP and WebSocket on one port.
 
-Data path, one way: ``Producer.publish`` -> ``Broker.publish`` (offsets, history) ->
-``Hub.deliver`` (books, encode once) -> ``WsConnection.enqueue`` -> ``Flusher``.
+Data path, one way: ``PublishEndpoint.handle`` -> ``Publisher.publish`` -> ``Broker.publish``
+(offsets, history) -> ``Hub.deliver`` (books, encode once) -> ``WsConnection.enqueue`` ->
+``Flusher``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from streamgate.errors import ConfigError
 from streamgate.hub.hub import Hub
 from streamgate.protocol.push import PUSH_PURPOSE, BadResume, parse_resume, ticket_from
 from streamgate.protocol.stream import StreamLimits
+from streamgate.publisher import MarketDirectory, Publisher
 from streamgate.server.admission import ConnectionLimits, connection_cap, raise_open_file_limit
 from streamgate.server.authorize import authorize_endpoint
 from streamgate.server.history import HistoryEndpoint
@@ -37,9 +39,8 @@ from streamgate.server.http import (
     UpgradeHandler,
     json_response,
 )
-from streamgate.server.markets import MarketDirectory
 from streamgate.server.metrics import GatewayCollector, RateSampler, render
-from streamgate.server.producer import Producer
+from streamgate.server.producer import PublishEndpoint
 from streamgate.server.spec import mount_spec
 from streamgate.server.static import StaticFiles
 from streamgate.server.webhooks_api import WebhooksApi
@@ -130,14 +131,14 @@ class Gateway:
             timeout=config.webhooks_timeout,
             lease=config.webhooks_lease,
         )
-        self.producer = Producer(
+        self.publisher = Publisher(
             outbox=Outbox(self.webhook_store, wake=self.dispatcher.wake),
-            key=self.producer_key,
             broker=self.broker,
             idempotency=self.idempotency,
             markets=self.markets,
             connected=self.presence.members,
         )
+        self.producer = PublishEndpoint(key=self.producer_key, publisher=self.publisher)
         limits = StreamLimits(
             max_subscriptions=config.max_subscriptions,
             max_frame_bytes=config.max_frame_bytes,
@@ -238,7 +239,7 @@ class Gateway:
             return
         self.draining = True
         log.info("= draining: %d sockets", len(self.sockets.conns))
-        self.producer.stop()
+        self.publisher.stop()
         if self._server is not None:
             self._server.close()
         for http in list(self.http_conns):
@@ -248,7 +249,7 @@ class Gateway:
         # sockets before the close frames (which go after what is queued).
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await self.producer.settled()
+                await self.publisher.settled()
         for conn in list(self.sockets.conns):
             conn.close(CLOSE_SERVICE_RESTART, "Service restart", timeout=timeout)
         loop = asyncio.get_running_loop()
@@ -291,7 +292,7 @@ class Gateway:
         r.add("GET", "/api/v1/markets", self._markets)
         r.add("GET", "/api/v1/history", HistoryEndpoint(self.broker).handle)
         r.add("GET", "/api/v1/stats", self._stats)
-        r.add("POST", "/api/v1/publish", self.producer.publish)
+        r.add("POST", "/api/v1/publish", self.producer.handle)
         # Keys are checked on the head: a refused body is never read (issue 11).
         r.check_head("/api/v1/publish", self.producer.authorized)
         for path, prefix in (("/auth/ws-token", False), ("/webhooks", False), ("/webhooks/", True)):
