@@ -1,27 +1,18 @@
-"""The fault suite's parts: gateway processes, a Redis of its own, resuming clients, producers.
+"""The fault suite's traffic: resuming clients and producers, on gateways of its own.
 
-Every process here is started by the test and stopped by PID (terminate, then kill);
-every wait is bounded by ``WAIT``; all traffic stays on 127.0.0.1.
+The processes (gateways, a Redis of the suite's own) and the bounded waits come from
+``tests/cluster_support.py``, which the multi-node tests share.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import secrets
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from cluster_support import WAIT, Node, Procs, gateway_env
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
@@ -29,157 +20,20 @@ from streamgate.client.http import HttpClient
 
 from support import UNIT
 
-WAIT = 20.0 * UNIT  # seconds any bounded wait may take before the test fails
 PRODUCER_KEY = "fault-producer-key"
 AUTH = {"authorization": f"Bearer {PRODUCER_KEY}"}
-LISTENING = re.compile(rb"streamgate listening on http://127\.0\.0\.1:(\d+)")
 
 
-async def until(
-    check: Callable[[], bool], what: str | Callable[[], str], within: float = WAIT
-) -> None:
-    """Poll ``check`` until it holds, for at most ``within`` seconds.
-
-    ``what`` names the condition; a callable is asked only when it failed.
-    """
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() >= deadline:
-            said = what if isinstance(what, str) else what()
-            raise AssertionError(f"not within {within:.0f} s: {said}")
-        await asyncio.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-# -- processes -----------------------------------------------------------------------------
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    out: Path
-
-    def tail(self) -> str:
-        return self.out.read_bytes().decode(errors="replace")[-2000:]
-
-
-def _spawn(name: str, argv: list[str], out: Path, env: dict[str, str] | None) -> Proc:
-    with out.open("ab") as stdout:
-        popen = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.STDOUT, env=env
-        )
-    return Proc(name, popen, out)
-
-
-def _stop(proc: Proc) -> None:
-    """Terminate, then kill after a timeout; always reap."""
-    if proc.popen.poll() is None:
-        proc.popen.terminate()
-        try:
-            proc.popen.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.popen.kill()
-    proc.popen.wait(timeout=5)
-
-
-@dataclass
-class Node:
-    proc: Proc
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/public"
-
-
-@dataclass
-class Procs:
-    """Every process one test started; ``stop_all`` stops gateways first, Redis last."""
-
-    tmp: Path
-    started: list[Proc] = field(default_factory=list)
-
-    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
-        proc = _spawn(name, argv, self.tmp / f"{name}.out", env)
-        self.started.append(proc)
-        return proc
-
-    async def gateways(self, names: list[str], **env: str) -> list[Node]:
-        """Start one ``streamgate serve`` per name, all at once; return them listening."""
-        base = {k: v for k, v in os.environ.items() if not k.startswith("STREAMGATE_")}
-        base.update(
-            STREAMGATE_DATA_DIR=str(self.tmp / "data"),
-            STREAMGATE_PRODUCER_KEY=PRODUCER_KEY,
-            STREAMGATE_OPS_PER_SECOND="100000",
-            STREAMGATE_OPS_BURST="100000",
-            **env,
-        )
-        argv = [sys.executable, "-m", "streamgate", "serve", "--host", "127.0.0.1", "--port", "0"]
-        procs = [self.spawn(name, argv, base) for name in names]
-        return [Node(p, await listening_port(p)) for p in procs]
-
-    async def stop_all(self) -> None:
-        for proc in sorted(self.started, key=lambda p: p.name.startswith("redis")):
-            await asyncio.to_thread(_stop, proc)
-
-
-async def listening_port(proc: Proc) -> int:
-    deadline = time.monotonic() + WAIT
-    while (found := LISTENING.search(proc.out.read_bytes())) is None:
-        assert proc.popen.poll() is None, f"{proc.name} exited early:\n{proc.tail()}"
-        assert time.monotonic() < deadline, f"{proc.name} did not listen:\n{proc.tail()}"
-        await asyncio.sleep(0.05)
-    return int(found.group(1))
-
-
-async def answering(url: str) -> bool:
-    client = Redis.from_url(url, socket_connect_timeout=1)
-    try:
-        return bool(await client.ping())
-    except (OSError, RedisError):
-        return False
-    finally:
-        await client.aclose()
-
-
-@dataclass
-class OwnRedis:
-    """A redis-server of the test's own (no persistence: a restart comes back empty)."""
-
-    procs: Procs
-    port: int = field(default_factory=free_port)
-    proc: Proc | None = None
-    starts: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self.starts += 1
-        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        argv += ["--save", "", "--appendonly", "no"]
-        self.proc = self.procs.spawn(f"redis-{self.starts}", argv)
-        deadline = time.monotonic() + WAIT
-        while not await answering(self.url):
-            assert self.proc.popen.poll() is None, f"redis-server exited:\n{self.proc.tail()}"
-            assert time.monotonic() < deadline, "redis-server did not answer"
-            await asyncio.sleep(0.05)
-
-    async def stop(self) -> None:
-        assert self.proc is not None
-        await asyncio.to_thread(_stop, self.proc)
+async def gateways(procs: Procs, names: list[str], **env: str) -> list[Node]:
+    """Start one ``streamgate serve`` per name (no rate limit in the way); all listening."""
+    base = gateway_env(
+        procs.tmp / "data",
+        PRODUCER_KEY,
+        STREAMGATE_OPS_PER_SECOND="100000",
+        STREAMGATE_OPS_BURST="100000",
+        **env,
+    )
+    return await procs.gateways(names, base)
 
 
 # -- traffic -------------------------------------------------------------------------------
@@ -268,7 +122,7 @@ class Resumer:
             node = self.nodes[turn % len(self.nodes)]
             turn += 1
             try:
-                ws = await connect(node.ws, ping_interval=None, open_timeout=2 * UNIT)
+                ws = await connect(node.ws(), ping_interval=None, open_timeout=2 * UNIT)
             except (OSError, TimeoutError, InvalidHandshake):
                 await asyncio.sleep(0.05)
                 continue

@@ -18,16 +18,15 @@ from pathlib import Path
 
 import orjson
 import pytest
+from cluster_support import WAIT, Procs, until
 from fault_support import (
     AUTH,
-    WAIT,
-    Procs,
     Producer,
     Resumer,
     cancel,
+    gateways,
     lost_and_duplicated,
     trade,
-    until,
 )
 
 from support import UNIT
@@ -53,7 +52,7 @@ async def procs(tmp_path: Path) -> AsyncIterator[Procs]:
 async def test_sigterm_under_load_delivers_what_it_accepted(procs: Procs) -> None:
     running: list[asyncio.Task[None]] = []
     try:
-        [gw] = await procs.gateways(["gw"], STREAMGATE_DRAIN_TIMEOUT=str(DRAIN))
+        [gw] = await gateways(procs, ["gw"], STREAMGATE_DRAIN_TIMEOUT=str(DRAIN))
         clients = [Resumer([gw], TOPICS) for _ in range(CLIENTS)]
         running += [r.task for r in clients]
         await until(lambda: all(r.sockets == 1 for r in clients), "every client subscribed")
@@ -108,7 +107,7 @@ async def test_a_publish_in_flight_at_sigterm_is_delivered_or_refused(procs: Pro
     running: list[asyncio.Task[None]] = []
     writer: asyncio.StreamWriter | None = None
     try:
-        [gw] = await procs.gateways(["gw"], STREAMGATE_DRAIN_TIMEOUT=str(DRAIN))
+        [gw] = await gateways(procs, ["gw"], STREAMGATE_DRAIN_TIMEOUT=str(DRAIN))
         topic = TOPICS[0]
         client = Resumer([gw], [topic])
         running.append(client.task)

@@ -14,15 +14,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from cluster_support import WAIT, Procs, until
 from fault_support import (
-    WAIT,
-    Procs,
     Producer,
     Resumer,
     cancel,
+    gateways,
     lost_and_duplicated,
     new_prefix,
-    until,
 )
 from redis_support import REDIS_URL, delete_prefix, ensure_redis
 
@@ -47,7 +46,8 @@ async def test_kill_9_of_a_node_loses_nothing_for_resuming_clients(procs: Procs)
     prefix = new_prefix()
     running: list[asyncio.Task[None]] = []
     try:
-        a, b, c = await procs.gateways(
+        a, b, c = await gateways(
+            procs,
             ["a", "b", "c"],
             STREAMGATE_BROKER="redis",
             STREAMGATE_REDIS_URL=REDIS_URL,

@@ -16,16 +16,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from cluster_support import WAIT, OwnRedis, Procs, until
 from fault_support import (
-    WAIT,
-    OwnRedis,
-    Procs,
     Producer,
     Resumer,
     cancel,
+    gateways,
     lost_and_duplicated,
     new_prefix,
-    until,
 )
 
 from streamgate.client.http import HttpClient
@@ -61,7 +59,8 @@ async def test_a_redis_restart_under_load_is_continuous_or_told(procs: Procs) ->
     await redis.start()
     running: list[asyncio.Task[None]] = []
     try:
-        a, b = await procs.gateways(
+        a, b = await gateways(
+            procs,
             ["a", "b"],
             STREAMGATE_BROKER="redis",
             STREAMGATE_REDIS_URL=redis.url,

@@ -16,7 +16,6 @@ import asyncio
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,7 @@ from typing import Any
 
 import orjson
 import pytest
+from cluster_support import free_port
 
 from streamgate.client.http import HttpClient
 from streamgate.server.app import Gateway
@@ -50,13 +50,6 @@ def _bin(name: str) -> str:
     return found[-1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class OwnPostgres:
     """A PostgreSQL cluster of this test's own, run as ``postgres`` on 127.0.0.1."""
 
@@ -66,7 +59,7 @@ class OwnPostgres:
         self.root = Path(tempfile.mkdtemp(prefix="sg-pg-"))
         shutil.chown(self.root, "postgres")
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
 
     @property
     def dsn(self) -> str:
