@@ -107,3 +107,6 @@ class IdempotencyStore(Protocol):
 
     async def release(self, keys: Sequence[str]) -> None:
         """Forget ``keys`` this process claimed for a publish that then failed."""
+
+    async def close(self) -> None:
+        """Release what the store holds (connections); called once, at shutdown."""

@@ -20,17 +20,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
+from streamgate.brokers.base import Broker, BrokerHandler, Outgoing
 from streamgate.brokers.books import Books
 from streamgate.brokers.history import StreamHistory, idle_epoch, new_epoch
 from streamgate.core.books import check_chain
 from streamgate.core.channels import is_book_channel, market_of
 from streamgate.core.publication import Publication, StreamPosition
 
-__all__ = ["MemoryBroker", "MemoryIdempotency"]
+__all__ = ["MemoryBroker"]
 
 
 def _now_ms() -> int:
@@ -192,56 +191,6 @@ class MemoryBroker:
             self.sweep()
 
 
-class MemoryIdempotency:
-    """Idempotency keys of this process, each remembered for ``window`` seconds.
-
-    At most ``max_keys`` are kept; past that the oldest are forgotten early.
-    """
-
-    def __init__(
-        self, *, window: float, max_keys: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._window = window
-        self._max = max_keys
-        self._clock = clock
-        self._keys: OrderedDict[str, float] = OrderedDict()  # key -> expiry, oldest first
-
-    def _expire(self) -> None:
-        now = self._clock()
-        keys = self._keys
-        while keys:
-            expiry = next(iter(keys.values()))
-            if expiry > now and len(keys) <= self._max:
-                break
-            keys.popitem(last=False)
-
-    async def seen(self, keys: Sequence[str]) -> set[str]:
-        return self.seen_now(keys)
-
-    def seen_now(self, keys: Sequence[str]) -> set[str]:
-        self._expire()
-        return {k for k in keys if k in self._keys}
-
-    async def claim(self, keys: Sequence[str]) -> set[str]:
-        return self.claim_now(keys)
-
-    def claim_now(self, keys: Sequence[str]) -> set[str]:
-        self._expire()
-        taken = {k for k in keys if k in self._keys}
-        expiry = self._clock() + self._window
-        for key in keys:
-            if key not in taken:
-                self._keys[key] = expiry
-        return taken
-
-    async def release(self, keys: Sequence[str]) -> None:
-        for key in keys:
-            self._keys.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-
-def _conforms(broker: MemoryBroker, store: MemoryIdempotency) -> tuple[Broker, IdempotencyStore]:
-    """Checked by mypy: the memory backends satisfy the seams."""
-    return broker, store
+def _conforms(broker: MemoryBroker) -> Broker:
+    """Checked by mypy: the memory broker satisfies the seam."""
+    return broker

@@ -56,56 +56,31 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis import exceptions as redis_errors
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
+from streamgate.brokers.base import Broker, BrokerHandler, Outgoing
 from streamgate.brokers.books import OrderBook
 from streamgate.brokers.history import new_epoch
+from streamgate.brokers.redis_connect import (
+    MAX_CONNECTIONS,
+    REDIS_TIMEOUT,
+    UNAVAILABLE_ERRORS,
+    command_client,
+    pubsub_client,
+    unavailable_on_error,
+)
 from streamgate.core import exact_json
 from streamgate.core.books import SNAPSHOT, chain_refusal
 from streamgate.core.channels import is_book_channel, market_of
 from streamgate.core.publication import Publication, StreamPosition
 from streamgate.errors import BrokerUnavailable
 
-__all__ = [
-    "REDIS_TIMEOUT",
-    "UNAVAILABLE_ERRORS",
-    "RedisBroker",
-    "RedisIdempotency",
-    "unavailable_on_error",
-]
-
-# What a lost, refused or slow Redis connection raises.
-UNAVAILABLE_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
-
-# Seconds a connect or a command may take before ``BrokerUnavailable`` (Config.redis_timeout).
-REDIS_TIMEOUT = 5.0
-
-
-def _retry_lost_connection() -> Retry:
-    """Retry a call once when its connection was lost, never after a timeout.
-
-    A pooled connection that died with a Redis restart is replaced; a call that timed
-    out is not sent again (it may have run), so a hung Redis fails it after one timeout.
-    """
-    return Retry(NoBackoff(), 1, supported_errors=(redis_errors.ConnectionError,))
-
-
-@contextlib.contextmanager
-def unavailable_on_error() -> Iterator[None]:
-    """Turn a lost or refused Redis connection (or a timeout) into ``BrokerUnavailable``."""
-    try:
-        yield
-    except UNAVAILABLE_ERRORS as exc:
-        raise BrokerUnavailable(f"redis: {exc}") from exc
-
+__all__ = ["RedisBroker"]
 
 # The idle epoch (streamgate.brokers.history.idle_epoch, computed in Redis on Redis's clock):
 # a hash of the dataset's random base and the current ``window``-long period.
@@ -300,31 +275,14 @@ class RedisBroker:
         reconnect_min: float = 0.1,
         reconnect_max: float = 5.0,
         timeout: float = REDIS_TIMEOUT,
-        max_connections: int = 32,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
-        # A bounded pool: thousands of clients subscribing at once wait for one of
-        # ``max_connections`` connections instead of opening one each.
-        self._redis: Redis = Redis(
-            connection_pool=BlockingConnectionPool.from_url(
-                url,
-                max_connections=max_connections,
-                timeout=timeout,
-                client_name=name,
-                socket_connect_timeout=timeout,
-                socket_timeout=timeout,
-                retry=_retry_lost_connection(),
-            )
+        # Both clients follow the one policy (streamgate.brokers.redis_connect): commands
+        # on a bounded pool, never resent; the pub/sub connection is healed by the reader.
+        self._redis: Redis = command_client(
+            url, name=name, timeout=timeout, max_connections=max_connections
         )
-        # No retry: redis-py would reconnect and re-subscribe behind our back,
-        # hiding the gap; the reader does that itself.
-        self._sub_client: Redis = Redis.from_url(
-            url,
-            client_name=f"{name}-sub",
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,  # writes; the reader's waits carry their own timeout
-            socket_keepalive=True,
-            retry=Retry(NoBackoff(), 0),
-        )
+        self._sub_client: Redis = pubsub_client(url, name=f"{name}-sub", timeout=timeout)
         self._prefix = prefix
         self._ch_prefix = f"{prefix}ch:".encode()
         self._size = history_size
@@ -747,66 +705,6 @@ class RedisBroker:
                 fut.set_result(None)
 
 
-class RedisIdempotency:
-    """Idempotency keys shared by every node, each kept ``window`` seconds in Redis.
-
-    Args:
-        url: ``redis://host:port/db``.
-        prefix: put before every key (``{prefix}idem:{key}``).
-        window: seconds a claimed key is remembered.
-        timeout: seconds a connect or a command may take before ``BrokerUnavailable``.
-        name: the Redis client name (CLIENT SETNAME).
-    """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        prefix: str,
-        window: float,
-        timeout: float = REDIS_TIMEOUT,
-        name: str = "streamgate-idempotency",
-    ) -> None:
-        # No retry: a claim whose reply was lost must not run again and find its own keys.
-        self._redis: Redis = Redis.from_url(
-            url,
-            client_name=name,
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
-        self._prefix = f"{prefix}idem:"
-        self._window_ms = max(1, int(window * 1000))
-
-    async def close(self) -> None:
-        await self._redis.aclose()
-
-    async def seen(self, keys: Sequence[str]) -> set[str]:
-        if not keys:
-            return set()
-        with unavailable_on_error():
-            values = await self._redis.mget([self._prefix + k for k in keys])
-        return {k for k, v in zip(keys, values, strict=True) if v is not None}
-
-    async def claim(self, keys: Sequence[str]) -> set[str]:
-        """Claim ``keys`` (SET NX PX, one pipeline); a key repeated in ``keys`` counts once."""
-        unique = list(dict.fromkeys(keys))
-        if not unique:
-            return set()
-        pipe = self._redis.pipeline(transaction=False)
-        for key in unique:
-            pipe.set(self._prefix + key, b"1", nx=True, px=self._window_ms)
-        with unavailable_on_error():
-            results = await pipe.execute()
-        return {k for k, ok in zip(unique, results, strict=True) if not ok}
-
-    async def release(self, keys: Sequence[str]) -> None:
-        if not keys:
-            return
-        with unavailable_on_error():
-            await self._redis.delete(*(self._prefix + k for k in keys))
-
-
-def _conforms(broker: RedisBroker, store: RedisIdempotency) -> tuple[Broker, IdempotencyStore]:
-    """Checked by mypy: the Redis backends satisfy the seams."""
-    return broker, store
+def _conforms(broker: RedisBroker) -> Broker:
+    """Checked by mypy: the Redis broker satisfies the seam."""
+    return broker

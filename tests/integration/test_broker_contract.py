@@ -21,8 +21,10 @@ from redis.asyncio import Redis
 from redis_support import REDIS_URL, delete_prefix, ensure_redis
 
 from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
-from streamgate.brokers.memory import MemoryBroker, MemoryIdempotency
-from streamgate.brokers.redis import RedisBroker, RedisIdempotency
+from streamgate.brokers.idempotency_memory import MemoryIdempotency
+from streamgate.brokers.idempotency_redis import RedisIdempotency
+from streamgate.brokers.memory import MemoryBroker
+from streamgate.brokers.redis import RedisBroker
 from streamgate.core.publication import Publication, StreamPosition
 from streamgate.errors import BookRefused, BrokerUnavailable
 

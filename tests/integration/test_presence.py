@@ -19,7 +19,9 @@ import pytest
 from redis.asyncio import Redis
 from redis_support import REDIS_URL, delete_prefix, ensure_redis
 
-from streamgate.brokers.presence import MemoryPresence, Presence, RedisPresence
+from streamgate.brokers.presence import Presence
+from streamgate.brokers.presence_memory import MemoryPresence
+from streamgate.brokers.presence_redis import RedisPresence
 from streamgate.errors import BrokerUnavailable
 
 GROUP = "push:acme:"
