@@ -18,6 +18,9 @@ from typing import Any
 import orjson
 
 from streamgate.server.http import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
     HttpConnection,
     HttpRequest,
     HttpResponse,
@@ -120,7 +123,13 @@ class Client:
 
 
 @asynccontextmanager
-async def connected(max_body: int = 1024, **timeouts: float) -> AsyncIterator[Client]:
+async def connected(
+    max_body: int = 1024,
+    *,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+) -> AsyncIterator[Client]:
     ours, theirs = socket.socketpair()
     loop = asyncio.get_running_loop()
     app = App()
@@ -129,7 +138,13 @@ async def connected(max_body: int = 1024, **timeouts: float) -> AsyncIterator[Cl
     router = app.router()
     transport, _ = await loop.connect_accepted_socket(
         lambda: HttpConnection(
-            router, max_body=max_body, on_open=opened.append, on_close=closed.append, **timeouts
+            router,
+            max_body=max_body,
+            on_open=opened.append,
+            on_close=closed.append,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            idle_timeout=idle_timeout,
         ),
         ours,
     )
