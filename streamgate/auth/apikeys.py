@@ -26,24 +26,21 @@ every call (no cache), so ``streamgate apikey revoke`` run by another process is
 a running gateway on its next request. A revoked key stays listed with its revocation
 time; revoking again changes nothing.
 
-Storage. :data:`DB_NAME` in ``STREAMGATE_DATA_DIR``, created with mode 0600, shared with
-other components (webhooks). The file runs in WAL mode, so readers never wait for a
-writer, with a busy timeout for writers. Each component versions its own tables in the
-``schema_versions`` table (one row per component, here ``"apikeys"``); :data:`MIGRATIONS`
-lists this component's steps in order, each applied once, in one ``BEGIN IMMEDIATE``
+Storage. :data:`DB_NAME` in ``STREAMGATE_DATA_DIR``, shared with other components
+(webhooks) and opened by :mod:`streamgate.storage.sqlite` (mode 0600, WAL, busy timeout).
+Each component versions its own tables in ``schema_versions`` (here ``"apikeys"``):
+:data:`MIGRATIONS` lists this component's steps in order, applied by
+:func:`streamgate.storage.migrations.migrate`, each once, in one ``BEGIN IMMEDIATE``
 transaction with the version bump, so concurrent first opens agree.
 """
 
 from __future__ import annotations
 
 import builtins
-import contextlib
 import hashlib
 import hmac
-import os
 import secrets
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -54,7 +51,14 @@ from typing import Any, Final
 
 from streamgate.core.identifiers import TENANT_RULE, is_tenant_name
 from streamgate.core.text import shown
-from streamgate.errors import ConfigError, StreamgateError
+from streamgate.errors import StreamgateError
+from streamgate.storage.sqlite import (
+    BUSY_TIMEOUT,
+    DB_NAME,
+    open_shared,
+    shared_db_path,
+    write_transaction,
+)
 
 __all__ = [
     "API_KEY_REVOKED",
@@ -72,21 +76,15 @@ __all__ = [
     "ApiKeyError",
     "ApiKeyInfo",
     "ApiKeyStore",
-    "apply_migrations",
     "check_tenant",
-    "open_shared",
-    "shared_db_path",
-    "use_wal",
 ]
 
-DB_NAME: Final = "streamgate.db"
 COMPONENT: Final = "apikeys"  # this module's row in schema_versions
 KEY_PREFIX: Final = "sgk_"
 KEY_ID_PREFIX: Final = "key_"
 KEY_BYTES: Final = 32
 SHOWN_CHARS: Final = 8  # ApiKeyInfo.prefix: "sgk_" and 4 characters of the random part
 MAX_KEY_CHARS: Final = 256  # longer strings are refused without a lookup
-BUSY_TIMEOUT: Final = 5.0  # seconds a writer waits for another writer's lock
 
 MISSING_API_KEY: Final = "MISSING_API_KEY"
 INVALID_API_KEY: Final = "INVALID_API_KEY"
@@ -168,123 +166,6 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
-def shared_db_path(data_dir: Path | str) -> Path:
-    """The shared SQLite file in ``data_dir`` (the directory is created if needed).
-
-    Raises:
-        ConfigError: the directory cannot be created.
-    """
-    try:
-        Path(data_dir).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot use data directory {data_dir}: {exc}") from None
-    return Path(data_dir) / DB_NAME
-
-
-def use_wal(db: sqlite3.Connection) -> None:
-    """Put the file in WAL mode, retrying while a concurrent first open holds it.
-
-    Switching a new file to WAL needs an exclusive lock, and SQLite reports a busy file
-    at once here instead of calling its busy handler: retry until BUSY_TIMEOUT. Once the
-    file is in WAL mode this is a no-op.
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
-            if not busy or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.005)
-
-
-def open_shared(path: Path, *pragmas: str) -> sqlite3.Connection:
-    """Open the shared SQLite file for one component: created mode 0600 if needed, WAL,
-    SQLite's busy handler on, then ``pragmas``. One connection, usable from any thread.
-
-    Raises:
-        ConfigError: the file cannot be created or opened, or is not a database.
-    """
-    try:
-        _create_private(path)
-        db = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
-        )
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(f"cannot open {path}: {exc}") from None
-    try:
-        db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
-        use_wal(db)
-        for pragma in pragmas:
-            db.execute(pragma)
-    except sqlite3.Error as exc:
-        db.close()
-        raise ConfigError(f"cannot use {path}: {exc}") from None
-    return db
-
-
-def apply_migrations(
-    db: sqlite3.Connection, path: Path, component: str, migrations: Sequence[Sequence[str]]
-) -> None:
-    """Bring ``component``'s tables in the shared file up to ``len(migrations)``.
-
-    Run inside the caller's write transaction. Each component keeps its own row in
-    ``schema_versions``, so several share one file.
-
-    Raises:
-        ConfigError: the file holds a newer schema than this streamgate knows.
-    """
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_versions ("
-        "component TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL)"
-    )
-    row = db.execute(
-        "SELECT version FROM schema_versions WHERE component = ?", (component,)
-    ).fetchone()
-    version = 0 if row is None else int(row[0])
-    if version > len(migrations):
-        raise ConfigError(
-            f"{path}: {component} schema version {version} is newer than this "
-            f"streamgate knows ({len(migrations)}); upgrade streamgate"
-        )
-    for steps in migrations[version:]:
-        for statement in steps:
-            db.execute(statement)
-    if version < len(migrations):
-        db.execute(
-            "INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?, ?)",
-            (component, len(migrations)),
-        )
-
-
-def _create_private(path: Path) -> None:
-    """Create ``path`` empty with mode 0600 unless it exists (SQLite takes an empty file).
-
-    SQLite gives its -wal and -shm files the database file's mode, so all stay private.
-    The file is never opened in place: closing any descriptor of a database file drops
-    every POSIX lock this process holds on it, SQLite's included. So an empty file is
-    made under a temporary name, closed, then linked into place (a link fails if the
-    name exists: concurrent first opens agree on one file). On a file system without
-    hard links it is created in place with ``O_EXCL`` instead, which leaves a narrow race
-    with a concurrent first open in this process.
-    """
-    if path.exists():
-        return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
-    os.close(fd)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    except OSError:  # no hard links here
-        with contextlib.suppress(FileExistsError):
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    finally:
-        os.unlink(tmp)
-
-
 def _info(row: Sequence[Any]) -> ApiKeyInfo:
     return ApiKeyInfo(
         key_id=row[0], tenant=row[1], prefix=row[2], created_at=row[3], revoked_at=row[4]
@@ -312,15 +193,9 @@ class ApiKeyStore:
         self.path = Path(path)
         self._clock = clock
         self._lock = threading.Lock()
-        self._db = open_shared(self.path, "PRAGMA foreign_keys = ON")
-        try:
-            self._migrate()
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise ConfigError(f"cannot use {self.path}: {exc}") from None
-        except ConfigError:
-            self._db.close()
-            raise
+        self._db = open_shared(
+            self.path, "PRAGMA foreign_keys = ON", component=COMPONENT, migrations=MIGRATIONS
+        )
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> ApiKeyStore:
@@ -330,17 +205,6 @@ class ApiKeyStore:
             ConfigError: as :meth:`__init__`, or the directory cannot be created.
         """
         return cls(shared_db_path(data_dir))
-
-    def _migrate(self) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            apply_migrations(db, self.path, COMPONENT, MIGRATIONS)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
     def create(self, tenant: str) -> tuple[str, ApiKeyInfo]:
         """Make a new key for ``tenant`` (created if new); return it and its info.
@@ -383,16 +247,11 @@ class ApiKeyStore:
                 return key, info
 
     def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        def run() -> None:
             for sql, params in statements:
-                db.execute(sql, params)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+                self._db.execute(sql, params)
+
+        write_transaction(self._db, run)
 
     def revoke(self, key_or_id: str) -> ApiKeyInfo | None:
         """Revoke a key, named by the key itself or by its ``key_id``; at once, for good.

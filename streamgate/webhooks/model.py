@@ -1,9 +1,8 @@
-"""The webhook outbox's model, shared by its two backends (see :mod:`.store`).
+"""The webhook outbox's model (see :mod:`.store`).
 
 The records (:class:`Endpoint`, :class:`OutboxMessage`, :class:`Delivery`,
-:class:`Attempt`, :class:`MessageInfo`), the :class:`WebhookStore` interface, and the
-column lists and row readers that :mod:`.store` (SQLite) and :mod:`.store_postgres`
-share, so that neither backend imports the other.
+:class:`Attempt`, :class:`MessageInfo`), the :class:`WebhookStore` interface and the
+checks every backend makes before it writes. The tables are in :mod:`.schema`.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, Protocol
+from typing import Final, Literal, Protocol
 
 import orjson
 
@@ -19,12 +18,7 @@ from streamgate.auth.apikeys import check_tenant
 from streamgate.webhooks.body import event_matches
 
 __all__ = [
-    "ATTEMPT_COLUMNS",
-    "COMPONENT",
-    "DELIVERY_COLUMNS",
-    "ENDPOINT_COLUMNS",
     "ENDPOINT_ID_PREFIX",
-    "MESSAGE_COLUMNS",
     "OUTCOMES",
     "Attempt",
     "Delivery",
@@ -35,19 +29,15 @@ __all__ = [
     "Outcome",
     "WebhookNotFound",
     "WebhookStore",
-    "attempt_row",
     "check_outcome",
-    "delivery_row",
     "dump_event_types",
-    "endpoint_row",
     "event_type_matches",
     "load_event_types",
-    "message_row",
     "new_endpoint_id",
     "unique_messages",
 ]
 
-COMPONENT: Final = "webhooks"  # this module's row in schema_versions
+
 ENDPOINT_ID_PREFIX: Final = "ep_"
 
 Outcome = Literal["succeeded", "retry", "failed"]
@@ -291,77 +281,3 @@ def dump_event_types(event_types: tuple[str, ...] | None) -> str | None:
 
 def load_event_types(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(orjson.loads(text))
-
-
-ENDPOINT_COLUMNS: Final = (
-    "id, tenant, url, event_types, enabled, secret, previous_secret, previous_secret_until,"
-    " created_at, failing_since, disabled_reason"
-)
-DELIVERY_COLUMNS: Final = (
-    "d.id, d.message_id, d.endpoint_id, d.attempts, d.next_attempt_at, m.event_type, m.body"
-)
-ATTEMPT_COLUMNS: Final = (
-    "a.delivery_id, a.message_id, a.endpoint_id, a.at, a.status_code, a.latency_ms, a.error"
-)
-MESSAGE_COLUMNS: Final = (
-    "m.message_id, m.tenant, m.event_type, m.created_at, m.body,"
-    " (SELECT count(*) FROM webhook_deliveries d"
-    "  WHERE d.message_id = m.message_id AND d.state = 'pending'),"
-    " (SELECT count(*) FROM webhook_deliveries d"
-    "  WHERE d.message_id = m.message_id AND d.state = 'succeeded'),"
-    " (SELECT count(*) FROM webhook_deliveries d"
-    "  WHERE d.message_id = m.message_id AND d.state = 'failed')"
-)
-
-
-def endpoint_row(row: Sequence[Any]) -> Endpoint:
-    return Endpoint(
-        id=row[0],
-        tenant=row[1],
-        url=row[2],
-        event_types=load_event_types(row[3]),
-        enabled=bool(row[4]),
-        secret=row[5],
-        previous_secret=row[6],
-        previous_secret_until=row[7],
-        created_at=row[8],
-        failing_since=row[9],
-        disabled_reason=row[10],
-    )
-
-
-def delivery_row(row: Sequence[Any]) -> Delivery:
-    return Delivery(
-        id=int(row[0]),
-        message_id=row[1],
-        endpoint_id=row[2],
-        attempts=int(row[3]),
-        next_attempt_at=row[4],
-        event_type=row[5],
-        body=bytes(row[6]),
-    )
-
-
-def attempt_row(row: Sequence[Any]) -> Attempt:
-    return Attempt(
-        delivery_id=int(row[0]),
-        message_id=row[1],
-        endpoint_id=row[2],
-        at=row[3],
-        status_code=row[4],
-        latency_ms=row[5],
-        error=row[6],
-    )
-
-
-def message_row(row: Sequence[Any]) -> MessageInfo:
-    return MessageInfo(
-        message_id=row[0],
-        tenant=row[1],
-        event_type=row[2],
-        created_at=row[3],
-        body=bytes(row[4]),
-        pending=int(row[5]),
-        succeeded=int(row[6]),
-        failed=int(row[7]),
-    )
