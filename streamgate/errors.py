@@ -4,7 +4,10 @@ StreamgateError
 ├── ConfigError            bad configuration file or environment value
 ├── RefusedError           a client-visible refusal; carries its wire ``code``
 │   ├── StreamRefusal      stream protocol: becomes an ``{"op":"error"}`` frame
-│   └── ProducerRefusal    producer API: becomes a 4xx ``{"error": {...}}`` body
+│   ├── HttpRefusal        an HTTP ``status`` (and headers): ``{"error": {code, message}}``
+│   │   └── ProducerRefusal  producer API: adds ``index`` and ``field`` to that body
+│   └── TenantRefusal      tenant API (``/auth/ws-token``, ``/webhooks``): the envelope
+│                          ``{"requestId", "success": false, "error": {code, key, ...}}``
 ├── BrokerUnavailable      the broker cannot take or serve publications now (503)
 ├── BookRefused            an order-book event that does not follow its book (the
 │                          producer API turns it into a 409 ProducerRefusal)
@@ -17,8 +20,8 @@ StreamgateError
 └── auth.apikeys.ApiKeyError       a refused ``api-key`` (401): MISSING_API_KEY,
                                    INVALID_API_KEY or API_KEY_REVOKED
 
-The sans-I/O layers (``protocol/``, ``hub/``) raise these; ``server/`` maps each
-class to a frame, close code or HTTP status in one place.
+The sans-I/O layers (``protocol/``, ``hub/``) raise these; ``server/errors.py`` maps
+each class to its HTTP body or close code, in one place.
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ __all__ = [
     "BookRefused",
     "BrokerUnavailable",
     "ConfigError",
+    "HttpRefusal",
     "NodeDraining",
     "OutboxUnavailable",
     "ProducerRefusal",
     "RefusedError",
     "StreamRefusal",
     "StreamgateError",
+    "TenantRefusal",
 ]
 
 
@@ -54,14 +59,38 @@ class RefusedError(StreamgateError):
 
 
 class StreamRefusal(RefusedError):
-    """A stream protocol op refused; the connection stays open."""
+    """A stream protocol op refused; the connection stays open.
+
+    Raised while a frame is parsed (``protocol/stream.py``) and answered there as an
+    ``{"op": "error"}`` frame: ``code`` is the frame's ``message``, ``detail`` its detail.
+    """
 
 
-class ProducerRefusal(RefusedError):
+class HttpRefusal(RefusedError):
+    """An HTTP request refused with ``status``; ``headers`` go on the answer.
+
+    The body is ``{"error": {"code": code, "message": detail}}`` (``server/errors.py``).
+    """
+
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        status: int = 400,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(code, detail)
+        self.status = status
+        self.headers = headers
+
+
+class ProducerRefusal(HttpRefusal):
     """A publish batch refused whole; nothing of it was delivered.
 
     ``index`` is the position of the first bad event in ``events`` (None when the
-    batch itself is bad) and ``field`` the dotted path of the bad field.
+    batch itself is bad) and ``field`` the dotted path of the bad field; both are in
+    the body, null or not.
     """
 
     def __init__(
@@ -72,11 +101,32 @@ class ProducerRefusal(RefusedError):
         index: int | None = None,
         field: str | None = None,
         status: int = 400,
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        super().__init__(code, detail)
+        super().__init__(code, detail, status=status, headers=headers)
         self.index = index
         self.field = field
+
+
+class TenantRefusal(RefusedError):
+    """A tenant API request refused: answered in the push API's envelope.
+
+    ``code`` is the envelope's error ``key`` (``VALIDATION_ERROR``, ``NOT_FOUND``...),
+    ``detail`` its ``message``; ``status`` is both the HTTP status and the error's
+    ``code`` (PROTOCOL.md section 1).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        key: str,
+        message: str,
+        *,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(key, message)
         self.status = status
+        self.headers = headers
 
 
 class BrokerUnavailable(StreamgateError):

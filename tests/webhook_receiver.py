@@ -33,7 +33,7 @@ class Receiver:
 
     async def start(self) -> Receiver:
         router = Router()
-        router.add_prefix("POST", "/", self._handle)
+        router.add("POST", "/{path...}", self._handle)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: HttpConnection(router, max_body=1 << 20, on_open=_nothing, on_close=_nothing),

@@ -1,8 +1,8 @@
 """Push protocol, sans-I/O (PROTOCOL.md section 1): tickets in, ``{event, data, ts}`` out.
 
 The socket is read-only: the server speaks, the client only answers WebSocket pings.
-Close codes: 4001 ``Missing token`` / ``Invalid token``, 4002 ``Read-only``, and the
-extensions 4008 ``Too many``, 4009 ``Slow consumer``, 1012 on drain.
+Close codes (``protocol/close.py``): 4001 ``Missing token`` / ``Invalid token``, 4002
+``Read-only``, and the extensions 4008 ``Too many``, 4009 ``Slow consumer``, 1012 on drain.
 """
 
 from __future__ import annotations
@@ -17,10 +17,6 @@ from streamgate.core.publication import Publication, StreamPosition
 
 __all__ = [
     "BEARER_PREFIX",
-    "CLOSE_INVALID_TOKEN",
-    "CLOSE_MISSING_TOKEN",
-    "CLOSE_READ_ONLY",
-    "CLOSE_TOO_MANY",
     "PUSH_PURPOSE",
     "SCOPES",
     "BadResume",
@@ -33,11 +29,6 @@ __all__ = [
 PUSH_PURPOSE = "ws-push"
 SCOPES = ("deposit", "trade", "market")
 BEARER_PREFIX = "bearer."
-
-CLOSE_MISSING_TOKEN = (4001, "Missing token")
-CLOSE_INVALID_TOKEN = (4001, "Invalid token")
-CLOSE_READ_ONLY = (4002, "Read-only")
-CLOSE_TOO_MANY = (4008, "Too many")
 
 
 class BadResume(ValueError):

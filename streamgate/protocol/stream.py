@@ -46,6 +46,8 @@ import orjson
 
 from streamgate.core import exact_json
 from streamgate.core.publication import Publication, StreamPosition
+from streamgate.errors import StreamRefusal
+from streamgate.protocol import close
 from streamgate.protocol.topics import is_private_topic, is_public_topic
 
 __all__ = [
@@ -140,12 +142,6 @@ class Admitted:
 _OPS = ("subscribe", "unsubscribe", "auth", "ping")
 
 
-class _Refused(Exception):
-    def __init__(self, code: str, detail: str) -> None:
-        self.code = code
-        self.detail = detail
-
-
 class StreamSession:
     """One connection's protocol state on ``/ws/public`` or ``/ws/private``."""
 
@@ -197,7 +193,7 @@ class StreamSession:
             return self._refuse(now, "INVALID_FIELD", "req_id must be a string", None)
         try:
             return self._command(msg, req_id)
-        except _Refused as exc:
+        except StreamRefusal as exc:
             return self._refuse(now, exc.code, exc.detail, req_id)
 
     def receive_binary(self, now: float) -> Command:
@@ -232,15 +228,15 @@ class StreamSession:
             self._refusals = 0
         self._refusals += 1
         if self._refusals > self.limits.abuse_refusals:
-            return Abort(1008, "Too many refused requests")
+            return Abort(*close.ABUSE)
         return Refusal(code, detail, req_id, topics)
 
     def _command(self, msg: dict[str, Any], req_id: str | None) -> Command:
         op = msg.get("op")
         if op is None:
-            raise _Refused("MISSING_FIELD", "op is required")
+            raise StreamRefusal("MISSING_FIELD", "op is required")
         if not isinstance(op, str):
-            raise _Refused("INVALID_FIELD", "op must be a string")
+            raise StreamRefusal("INVALID_FIELD", "op must be a string")
         if op == "subscribe":
             topics = _topics(msg)
             return Subscribe(topics, req_id, _resume(msg.get("resume"), topics))
@@ -249,18 +245,18 @@ class StreamSession:
         if op == "ping":
             ts = msg.get("ts")
             if ts is not None and (not isinstance(ts, int) or isinstance(ts, bool)):
-                raise _Refused("INVALID_FIELD", "ts must be an integer (Unix nanoseconds)")
+                raise StreamRefusal("INVALID_FIELD", "ts must be an integer (Unix nanoseconds)")
             return Ping(ts, req_id)
         if op == "auth":
             if not self.private:
-                raise _Refused("OP_NOT_ALLOWED", "auth is only available on /ws/private")
+                raise StreamRefusal("OP_NOT_ALLOWED", "auth is only available on /ws/private")
             bearer = msg.get("bearer")
             if bearer is None:
-                raise _Refused("MISSING_FIELD", "bearer is required")
+                raise StreamRefusal("MISSING_FIELD", "bearer is required")
             if not isinstance(bearer, str):
-                raise _Refused("INVALID_FIELD", "bearer must be a string")
+                raise StreamRefusal("INVALID_FIELD", "bearer must be a string")
             return Auth(bearer, req_id)
-        raise _Refused("UNKNOWN_OP", f"op must be one of {', '.join(_OPS)}")
+        raise StreamRefusal("UNKNOWN_OP", f"op must be one of {', '.join(_OPS)}")
 
     def _topic_refusal(self, topic: str) -> tuple[str, str] | None:
         """Why ``topic`` cannot be (un)subscribed now, as (code, detail); None if it can."""
@@ -318,11 +314,11 @@ def _topics(msg: dict[str, Any]) -> tuple[str, ...]:
     """The ``args`` of a subscribe or unsubscribe: strings, duplicates counted once."""
     args = msg.get("args")
     if args is None:
-        raise _Refused("MISSING_FIELD", "args is required")
+        raise StreamRefusal("MISSING_FIELD", "args is required")
     if not isinstance(args, list) or not args:
-        raise _Refused("INVALID_FIELD", "args must be a non-empty array of topics")
+        raise StreamRefusal("INVALID_FIELD", "args must be a non-empty array of topics")
     if not all(isinstance(topic, str) for topic in args):
-        raise _Refused("INVALID_FIELD", "args must contain only strings")
+        raise StreamRefusal("INVALID_FIELD", "args must contain only strings")
     return tuple(dict.fromkeys(args))
 
 
@@ -330,18 +326,18 @@ def _resume(raw: Any, topics: tuple[str, ...]) -> dict[str, StreamPosition]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise _Refused("INVALID_FIELD", "resume must be an object keyed by topic")
+        raise StreamRefusal("INVALID_FIELD", "resume must be an object keyed by topic")
     out = {}
     for topic, pos in raw.items():
         if topic not in topics:
-            raise _Refused("INVALID_FIELD", f"resume.{topic}: not among args")
+            raise StreamRefusal("INVALID_FIELD", f"resume.{topic}: not among args")
         if not isinstance(pos, dict):
-            raise _Refused("INVALID_FIELD", f"resume.{topic} must be {{offset, epoch}}")
+            raise StreamRefusal("INVALID_FIELD", f"resume.{topic} must be {{offset, epoch}}")
         offset, epoch = pos.get("offset"), pos.get("epoch")
         if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            raise _Refused("INVALID_FIELD", f"resume.{topic}.offset must be an integer >= 0")
+            raise StreamRefusal("INVALID_FIELD", f"resume.{topic}.offset must be an integer >= 0")
         if not isinstance(epoch, str):
-            raise _Refused("INVALID_FIELD", f"resume.{topic}.epoch must be a string")
+            raise StreamRefusal("INVALID_FIELD", f"resume.{topic}.epoch must be a string")
         out[topic] = StreamPosition(offset, epoch)
     return out
 

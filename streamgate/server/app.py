@@ -15,21 +15,23 @@ import secrets
 import socket
 from typing import TYPE_CHECKING
 
-import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from streamgate.auth.apikeys import ApiKeyError, ApiKeyStore
+from streamgate.auth.apikeys import ApiKeyStore
 from streamgate.auth.authorize import Authorizer
 from streamgate.auth.tokens import BearerVerifier, TokenIssuer, load_or_create_secret
 from streamgate.brokers.backends import node_id, open_backends
 from streamgate.config import Config
 from streamgate.errors import ConfigError
 from streamgate.hub.hub import Hub
+from streamgate.protocol import close
 from streamgate.protocol.push import PUSH_PURPOSE, BadResume, parse_resume, ticket_from
 from streamgate.protocol.stream import StreamLimits
 from streamgate.publisher import MarketDirectory, Publisher
 from streamgate.server.admission import ConnectionLimits, connection_cap, raise_open_file_limit
+from streamgate.server.auth import tenant_key_check
 from streamgate.server.authorize import authorize_endpoint
+from streamgate.server.errors import http_error
 from streamgate.server.history import HistoryEndpoint
 from streamgate.server.http import (
     HttpConnection,
@@ -45,7 +47,6 @@ from streamgate.server.spec import mount_spec
 from streamgate.server.static import StaticFiles
 from streamgate.server.webhooks_api import WebhooksApi
 from streamgate.server.websocket import (
-    CLOSE_SERVICE_RESTART,
     Flusher,
     WsConnection,
     WsRegistry,
@@ -251,7 +252,7 @@ class Gateway:
             async with asyncio.timeout(timeout):
                 await self.publisher.settled()
         for conn in list(self.sockets.conns):
-            conn.close(CLOSE_SERVICE_RESTART, "Service restart", timeout=timeout)
+            conn.close(*close.SERVICE_RESTART, timeout=timeout)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         # Sockets close at their peers' pace; poll them, bounded by the drain timeout.
@@ -295,8 +296,9 @@ class Gateway:
         r.add("POST", "/api/v1/publish", self.producer.handle)
         # Keys are checked on the head: a refused body is never read (issue 11).
         r.check_head("/api/v1/publish", self.producer.authorized)
+        tenant_key_valid = tenant_key_check(self.api_keys)
         for path, prefix in (("/auth/ws-token", False), ("/webhooks", False), ("/webhooks/", True)):
-            r.check_head(path, self._tenant_key_valid, prefix=prefix)
+            r.check_head(path, tenant_key_valid, prefix=prefix)
         r.add(
             "POST", "/api/v1/authorize", authorize_endpoint(self.authorizer, self.backends.nonces)
         )
@@ -315,13 +317,6 @@ class Gateway:
             allow_private=bool(self.config.webhooks_allow_loopback),
             wake=self.dispatcher.wake,
         ).mount(r)
-
-    def _tenant_key_valid(self, request: HttpRequest) -> bool:
-        try:
-            self.api_keys.authenticate(request.header("api-key"))
-        except ApiKeyError:
-            return False
-        return True
 
     async def _healthz(self, request: HttpRequest) -> HttpResponse:
         return json_response(200, {"status": "ok"})
@@ -357,8 +352,8 @@ class Gateway:
         try:
             resume = parse_resume(request.query)
         except BadResume as exc:
-            body = orjson.dumps({"error": {"code": "INVALID_OFFSET", "message": str(exc)}})
-            transport.write(HttpResponse(400, body).encode(keep_alive=False))
+            refused = http_error(400, "INVALID_OFFSET", str(exc))
+            transport.write(refused.encode(keep_alive=False))
             transport.close()
             return
         conn = self._accept(request, transport, "push", subprotocol)
@@ -375,8 +370,8 @@ class Gateway:
     ) -> WsConnection | None:
         """Complete the upgrade (or refuse it) and make the socket a WsConnection."""
         if self.draining:
-            body = b'{"error":{"code":"DRAINING","message":"the node is shutting down"}}'
-            transport.write(HttpResponse(503, body).encode(keep_alive=False))
+            refused = http_error(503, "DRAINING", "the node is shutting down")
+            transport.write(refused.encode(keep_alive=False))
             transport.close()
             return None
         response, data = handshake(

@@ -18,9 +18,18 @@ from streamgate.auth.authorize import (
 )
 from streamgate.brokers.base import IdempotencyStore
 from streamgate.errors import BrokerUnavailable
-from streamgate.server.http import Handler, HttpRequest, HttpResponse, json_response
+from streamgate.server.errors import authorize_error
+from streamgate.server.messages import HttpRequest, HttpResponse, json_response
+from streamgate.server.router import Handler
 
 __all__ = ["authorize_endpoint"]
+
+_NONCES_UNAVAILABLE = AuthorizeError(
+    INVALID_REQUEST,
+    "service unavailable: used nonces cannot be checked; retry",
+    status=503,
+    retry_after=1,
+)
 
 
 def authorize_endpoint(authorizer: Authorizer, shared: IdempotencyStore | None = None) -> Handler:
@@ -37,17 +46,9 @@ def authorize_endpoint(authorizer: Authorizer, shared: IdempotencyStore | None =
                     AUTHENTICATION_FAILED, "authentication failed: nonce already used"
                 )
         except AuthorizeError as exc:
-            headers = []
-            if exc.retry_after is not None:
-                headers.append(("retry-after", str(exc.retry_after)))
-            body = {"error_code": exc.error_code, "error_message": exc.message}
-            return json_response(exc.status, body, headers=headers)
+            return authorize_error(exc)
         except BrokerUnavailable:
-            body = {
-                "error_code": INVALID_REQUEST,
-                "error_message": "service unavailable: used nonces cannot be checked; retry",
-            }
-            return json_response(503, body, headers=[("retry-after", "1")])
+            return authorize_error(_NONCES_UNAVAILABLE)
         return json_response(200, {"token": result.token, "user_id": result.user_id})
 
     return authorize

@@ -19,20 +19,15 @@ import orjson
 
 from streamgate.auth.accounts import account_address
 from streamgate.auth.tokens import BearerVerifier, InvalidToken, TokenIssuer
+from streamgate.errors import HttpRefusal
 from streamgate.protocol.push import PUSH_PURPOSE, SCOPES
-from streamgate.server.http import HttpRequest, HttpResponse, Router, json_response
+from streamgate.server.auth import bearer_token
+from streamgate.server.errors import http_error, refusal_response
+from streamgate.server.messages import HttpRequest, HttpResponse, json_response
+from streamgate.server.router import Router
 from streamgate.venue.runner import DEMO_TENANT, DemoVenue
 
 __all__ = ["DemoRoutes"]
-
-
-def _error(status: int, code: str, message: str) -> HttpResponse:
-    return json_response(status, {"error": {"code": code, "message": message}})
-
-
-class _Refused(Exception):
-    def __init__(self, response: HttpResponse) -> None:
-        self.response = response
 
 
 class DemoRoutes:
@@ -50,7 +45,7 @@ class DemoRoutes:
         router.add("GET", "/demo/info", self.info)
         router.add("POST", "/demo/account", self.account)
         router.add("POST", "/demo/orders", self.place)
-        router.add_prefix("DELETE", "/demo/orders/", self.cancel)
+        router.add("DELETE", "/demo/orders/{sid}", self.cancel)
         router.add("POST", "/demo/ticket", self.ticket)
 
     async def info(self, request: HttpRequest) -> HttpResponse:
@@ -75,11 +70,11 @@ class DemoRoutes:
     async def ticket(self, request: HttpRequest) -> HttpResponse:
         try:
             sub_user = _body(request).get("sub_user")
-        except _Refused as refused:
-            return refused.response
+        except HttpRefusal as refused:
+            return refusal_response(refused)
         if sub_user not in self.venue.sub_users:
             names = ", ".join(self.venue.sub_users)
-            return _error(400, "VALIDATION_ERROR", f"sub_user must be one of {names}")
+            return http_error(400, "VALIDATION_ERROR", f"sub_user must be one of {names}")
         token = self.tokens.issue(
             sub_user,
             purpose=PUSH_PURPOSE,
@@ -94,14 +89,14 @@ class DemoRoutes:
             body = _body(request)
             market, side, size = body.get("market_addr"), body.get("side"), body.get("size")
             if market not in {m.market_addr for m in self.venue.markets}:
-                raise _Refused(_error(400, "UNKNOWN_MARKET", "market_addr is not a demo market"))
+                raise HttpRefusal("UNKNOWN_MARKET", "market_addr is not a demo market")
             if side not in ("buy", "sell"):
-                raise _Refused(_error(400, "INVALID_FIELD", "side must be 'buy' or 'sell'"))
+                raise _invalid("side must be 'buy' or 'sell'")
             if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-                raise _Refused(_error(400, "INVALID_FIELD", "size must be a positive integer"))
+                raise _invalid("size must be a positive integer")
             options = _options(body)
-        except _Refused as refused:
-            return refused.response
+        except HttpRefusal as refused:
+            return refusal_response(refused)
         placed = await self.venue.place(user, market, side, size, **options)
         doc: dict[str, Any] = {"sid": placed.sid, "status": placed.status}
         if placed.reason:
@@ -111,33 +106,37 @@ class DemoRoutes:
     async def cancel(self, request: HttpRequest) -> HttpResponse:
         try:
             user = self._user(request)
-        except _Refused as refused:
-            return refused.response
-        sid = request.path.rsplit("/", 1)[1]
+        except HttpRefusal as refused:
+            return refusal_response(refused)
+        sid = request.params["sid"]
         market = request.query_one("market_addr")
         if market not in {m.market_addr for m in self.venue.markets}:
-            return _error(400, "UNKNOWN_MARKET", "?market_addr= must name a demo market")
+            return http_error(400, "UNKNOWN_MARKET", "?market_addr= must name a demo market")
         if not await self.venue.cancel(user, market, sid):
-            return _error(404, "NOT_FOUND", f"no open order {sid} of yours in that market")
+            return http_error(404, "NOT_FOUND", f"no open order {sid} of yours in that market")
         return json_response(200, {"sid": sid, "status": "cancelled"})
 
     def _user(self, request: HttpRequest) -> str:
-        scheme, _, token = (request.header("authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise _Refused(_error(401, "UNAUTHORIZED", "Authorization: Bearer <token> required"))
+        token = bearer_token(request)
+        if token is None:
+            raise HttpRefusal("UNAUTHORIZED", "Authorization: Bearer <token> required", status=401)
         try:
-            return self.verifier.verify(token.strip()).subject
+            return self.verifier.verify(token).subject
         except InvalidToken as exc:
-            raise _Refused(_error(401, "INVALID_TOKEN", exc.reason)) from None
+            raise HttpRefusal("INVALID_TOKEN", exc.reason, status=401) from None
+
+
+def _invalid(message: str) -> HttpRefusal:
+    return HttpRefusal("INVALID_FIELD", message)
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:
     try:
         doc = orjson.loads(request.body or b"{}")
     except orjson.JSONDecodeError:
-        raise _Refused(_error(400, "INVALID_JSON", "the body is not valid JSON")) from None
+        raise HttpRefusal("INVALID_JSON", "the body is not valid JSON") from None
     if not isinstance(doc, dict):
-        raise _Refused(_error(400, "INVALID_REQUEST", "the body must be an object"))
+        raise HttpRefusal("INVALID_REQUEST", "the body must be an object")
     return doc
 
 
@@ -146,15 +145,15 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
     price = body.get("price")
     if price is not None:
         if not isinstance(price, int) or isinstance(price, bool) or price <= 0:
-            raise _Refused(_error(400, "INVALID_FIELD", "price must be a positive integer"))
+            raise _invalid("price must be a positive integer")
         options["price"] = price
     for flag in ("post_only", "ioc"):
         value = body.get(flag, False)
         if not isinstance(value, bool):
-            raise _Refused(_error(400, "INVALID_FIELD", f"{flag} must be a boolean"))
+            raise _invalid(f"{flag} must be a boolean")
         options[flag] = value
     leverage = body.get("leverage", 1)
     if not isinstance(leverage, int) or isinstance(leverage, bool) or leverage < 1:
-        raise _Refused(_error(400, "INVALID_FIELD", "leverage must be an integer >= 1"))
+        raise _invalid("leverage must be an integer >= 1")
     options["leverage"] = leverage
     return options

@@ -17,10 +17,11 @@ from typing import Protocol
 import orjson
 
 from streamgate.core.publication import Publication, StreamPosition
-from streamgate.errors import BrokerUnavailable
+from streamgate.errors import BrokerUnavailable, HttpRefusal
 from streamgate.protocol.stream import encode_event
 from streamgate.protocol.topics import is_public_topic
-from streamgate.server.http import HttpRequest, HttpResponse, json_response
+from streamgate.server.errors import RETRY_SOON, http_error, refusal_response
+from streamgate.server.messages import HttpRequest, HttpResponse
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "HistoryEndpoint", "RecentSource"]
 
@@ -36,8 +37,9 @@ class RecentSource(Protocol):
     async def latest(self, channel: str, limit: int) -> list[Publication]: ...
 
 
-def _refused(code: str, message: str) -> HttpResponse:
-    return json_response(400, {"error": {"code": code, "message": message}})
+_UNAVAILABLE = HttpRefusal(
+    "UNAVAILABLE", "history is unavailable; retry", status=503, headers=RETRY_SOON
+)
 
 
 class HistoryEndpoint:
@@ -49,7 +51,8 @@ class HistoryEndpoint:
     async def handle(self, request: HttpRequest) -> HttpResponse:
         topic = request.query_one("topic")
         if topic is None or not is_public_topic(topic):
-            return _refused(
+            return http_error(
+                400,
                 "INVALID_TOPIC",
                 "topic must be a public topic: orderbook/<m>, trade/<m>, ticker/<m>",
             )
@@ -57,7 +60,7 @@ class HistoryEndpoint:
         limit = DEFAULT_LIMIT
         if raw is not None:
             if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-                return _refused("INVALID_FIELD", f"limit must be an integer 1..{MAX_LIMIT}")
+                return http_error(400, "INVALID_FIELD", f"limit must be an integer 1..{MAX_LIMIT}")
             limit = int(raw)
         try:
             # The position first: events published meanwhile are in the answer, so a
@@ -65,11 +68,7 @@ class HistoryEndpoint:
             position = await self._source.position(topic)
             pubs = await self._source.latest(topic, limit)
         except BrokerUnavailable:
-            return json_response(
-                503,
-                {"error": {"code": "UNAVAILABLE", "message": "history is unavailable; retry"}},
-                headers=[("retry-after", "1")],
-            )
+            return refusal_response(_UNAVAILABLE)
         head = orjson.dumps({"topic": topic, "epoch": position.epoch, "offset": position.offset})
         frames = b",".join(encode_event(topic, pub) for pub in pubs)
         return HttpResponse(200, head[:-1] + b',"events":[' + frames + b"]}")

@@ -22,16 +22,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from http import HTTPStatus
-from typing import Any, cast
+from collections.abc import Callable
+from typing import cast
 from urllib.parse import parse_qs
 
 import httptools
-import orjson
 
+from streamgate.errors import HttpRefusal
 from streamgate.server.admission import ConnectionLimits
+from streamgate.server.errors import RETRY_SOON, http_error, refusal_response
+from streamgate.server.messages import HttpRequest, HttpResponse, json_response
+from streamgate.server.router import Handler, HeadCheck, Router, UpgradeHandler
 
 __all__ = [
     "BUSY_WAIT",
@@ -48,6 +49,8 @@ __all__ = [
     "UpgradeHandler",
     "json_response",
 ]
+# HttpRequest, HttpResponse, json_response (server/messages.py) and Router, Handler,
+# HeadCheck, UpgradeHandler (server/router.py) are re-exported: the transport's API.
 
 log = logging.getLogger("streamgate.http")
 
@@ -59,127 +62,6 @@ DEFAULT_IDLE_TIMEOUT = 30.0
 LINGER = 2.0  # seconds a refused client may go on sending (dropped) before the close
 BUSY_WAIT = 1.0  # seconds a connection over a cap may take to send its first bytes
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-@dataclass(slots=True)
-class HttpRequest:
-    method: str
-    target: str  # path and query, as sent
-    path: str
-    query: dict[str, list[str]]
-    headers: list[tuple[str, str]]  # names lower-cased, in order
-    body: bytes
-    client: str
-
-    def header(self, name: str) -> str | None:
-        """Return the first value of header ``name`` (lower-case), or None."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
-    def query_one(self, name: str) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else None
-
-
-@dataclass(slots=True)
-class HttpResponse:
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: list[tuple[str, str]] = field(default_factory=list)
-
-    def encode(self, keep_alive: bool) -> bytes:
-        reason = HTTPStatus(self.status).phrase
-        lines = [
-            f"HTTP/1.1 {self.status} {reason}",
-            f"content-type: {self.content_type}",
-            f"content-length: {len(self.body)}",
-            f"connection: {'keep-alive' if keep_alive else 'close'}",
-        ]
-        lines.extend(f"{k}: {v}" for k, v in self.headers)
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
-
-
-def json_response(
-    status: int, doc: Any, headers: list[tuple[str, str]] | None = None
-) -> HttpResponse:
-    return HttpResponse(status, orjson.dumps(doc), headers=headers or [])
-
-
-def _error(status: int, code: str, message: str) -> HttpResponse:
-    return json_response(status, {"error": {"code": code, "message": message}})
-
-
-Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
-UpgradeHandler = Callable[[HttpRequest, asyncio.Transport, bytes], None]
-# True: read the body. False: the route's handler answers the head (empty body), then close.
-HeadCheck = Callable[[HttpRequest], bool]
-
-
-class Router:
-    """Exact-path routes for HTTP methods and WebSocket upgrades."""
-
-    def __init__(self) -> None:
-        self._routes: dict[str, dict[str, Handler]] = {}
-        self._prefixes: list[tuple[str, str, Handler]] = []
-        self._upgrades: dict[str, UpgradeHandler] = {}
-        self._checks: dict[str, HeadCheck] = {}
-        self._check_prefixes: list[tuple[str, HeadCheck]] = []
-
-    def add(self, method: str, path: str, handler: Handler) -> None:
-        self._routes.setdefault(path, {})[method] = handler
-
-    def add_prefix(self, method: str, prefix: str, handler: Handler) -> None:
-        """Route every path under ``prefix``; like :meth:`add`, a later route replaces."""
-        self._prefixes = [p for p in self._prefixes if p[:2] != (method, prefix)]
-        self._prefixes.append((method, prefix, handler))
-
-    def add_upgrade(self, path: str, handler: UpgradeHandler) -> None:
-        self._upgrades[path] = handler
-
-    def upgrade(self, path: str) -> UpgradeHandler | None:
-        return self._upgrades.get(path)
-
-    def check_head(self, path: str, check: HeadCheck, *, prefix: bool = False) -> None:
-        """Judge requests with a body to ``path`` (or under it) on their head alone.
-
-        When ``check`` returns False the body is not read: the route's handler answers
-        the request with an empty body, so ``check`` must be the handler's own first
-        test (its key check), and the connection closes after the answer. A check that
-        raises lets the request through to its handler.
-        """
-        if prefix:
-            self._check_prefixes = [p for p in self._check_prefixes if p[0] != path]
-            self._check_prefixes.append((path, check))
-        else:
-            self._checks[path] = check
-
-    def head_check(self, path: str) -> HeadCheck | None:
-        found = self._checks.get(path)
-        if found is None:
-            for prefix, check in self._check_prefixes:
-                if path.startswith(prefix):
-                    return check
-        return found
-
-    def resolve(self, method: str, path: str) -> Handler | HttpResponse:
-        methods = self._routes.get(path)
-        if methods is None:
-            for m, prefix, prefixed in self._prefixes:
-                if path.startswith(prefix) and m == method:
-                    return prefixed
-            if path in self._upgrades:
-                return _error(426, "UPGRADE_REQUIRED", f"{path} is a WebSocket endpoint")
-            return _error(404, "NOT_FOUND", f"no route for {path}")
-        found = methods.get(method)
-        if found is None:
-            allowed = ", ".join(sorted(methods))
-            resp = _error(405, "METHOD_NOT_ALLOWED", f"{method} is not allowed; use {allowed}")
-            resp.headers.append(("allow", allowed))
-            return resp
-        return found
 
 
 class HttpConnection(asyncio.Protocol):
@@ -277,8 +159,7 @@ class HttpConnection(asyncio.Protocol):
         parser = self._parser
         if parser is None or self._discarding:
             if self._busy is not None and self._transport is not None:
-                busy = _error(503, "TOO_MANY_CONNECTIONS", self._busy)
-                busy.headers.append(("retry-after", "1"))
+                busy = http_error(503, "TOO_MANY_CONNECTIONS", self._busy, RETRY_SOON)
                 self._busy = None
                 self._disarm()
                 self._transport.write(busy.encode(keep_alive=False))
@@ -291,12 +172,12 @@ class HttpConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             # A callback's own exception arrives as the context of HttpParserCallbackError.
             cause = exc.__context__
-            if isinstance(cause, _TooLarge):
-                self._refuse(cause.response)
+            if isinstance(cause, HttpRefusal):
+                self._refuse(refusal_response(cause))
             elif isinstance(cause, _RefusedHead) and self._head is not None:
                 self._refuse(self._head)
             else:
-                self._refuse(_error(400, "BAD_REQUEST", f"malformed HTTP request: {exc}"))
+                self._refuse(http_error(400, "BAD_REQUEST", f"malformed HTTP request: {exc}"))
 
     # -- httptools callbacks ---------------------------------------------------------------
 
@@ -317,7 +198,7 @@ class HttpConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_bytes += len(name) + len(value)
         if self._header_bytes > MAX_HEADER_BYTES:
-            raise _TooLarge(_error(431, "HEADERS_TOO_LARGE", "request headers are too large"))
+            raise HttpRefusal("HEADERS_TOO_LARGE", "request headers are too large", status=431)
         self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
@@ -327,7 +208,7 @@ class HttpConnection(asyncio.Protocol):
         for name, value in self._headers:
             if name == "content-length":
                 if value.isdigit() and int(value) > self._max_body:
-                    raise _TooLarge(_payload_too_large(self._max_body))
+                    raise _payload_too_large(self._max_body)
                 has_body = has_body or value.strip("0 ") != ""
             elif name == "transfer-encoding":
                 has_body = True
@@ -346,7 +227,7 @@ class HttpConnection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._body += body
         if len(self._body) > self._max_body:
-            raise _TooLarge(_payload_too_large(self._max_body))
+            raise _payload_too_large(self._max_body)
 
     def on_message_complete(self) -> None:
         parser = self._parser
@@ -396,7 +277,7 @@ class HttpConnection(asyncio.Protocol):
         handler = None if request is None else self._router.upgrade(request.path)
         if request is None or handler is None or self._queue or self._transport is None:
             path = "" if request is None else request.path
-            self._refuse(_error(404, "NOT_FOUND", f"no WebSocket endpoint at {path}"))
+            self._refuse(http_error(404, "NOT_FOUND", f"no WebSocket endpoint at {path}"))
             return
         self._disarm()
         self._upgraded = True
@@ -438,14 +319,14 @@ class HttpConnection(asyncio.Protocol):
             self._worker = None
 
     async def _answer(self, request: HttpRequest) -> HttpResponse:
-        route = self._router.resolve(request.method, request.path)
+        route = self._router.route(request)
         if isinstance(route, HttpResponse):
             return route
         try:
             return await route(request)
         except Exception:
             log.exception("! %s %s failed", request.method, request.path)
-            return _error(500, "INTERNAL_ERROR", "the gateway failed to answer; see its log")
+            return http_error(500, "INTERNAL_ERROR", "the gateway failed to answer; see its log")
 
     def _refuse(self, answer: HttpRequest | HttpResponse) -> None:
         """Answer ``answer`` (a request: by its handler) after what is queued, then close.
@@ -505,7 +386,7 @@ class HttpConnection(asyncio.Protocol):
         self._discarding = True
         if what is not None and self._worker is None and not self._queue:
             message = f"the {what} did not arrive within {seconds:g} s"
-            transport.write(_error(408, "REQUEST_TIMEOUT", message).encode(keep_alive=False))
+            transport.write(http_error(408, "REQUEST_TIMEOUT", message).encode(keep_alive=False))
         transport.close()
 
     def close_idle(self) -> None:
@@ -520,10 +401,5 @@ class _RefusedHead(Exception):
     """A head check refused the request: answer it without reading its body."""
 
 
-class _TooLarge(Exception):
-    def __init__(self, response: HttpResponse) -> None:
-        self.response = response
-
-
-def _payload_too_large(limit: int) -> HttpResponse:
-    return _error(413, "PAYLOAD_TOO_LARGE", f"the body is larger than {limit} bytes")
+def _payload_too_large(limit: int) -> HttpRefusal:
+    return HttpRefusal("PAYLOAD_TOO_LARGE", f"the body is larger than {limit} bytes", status=413)

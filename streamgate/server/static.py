@@ -5,7 +5,9 @@ from __future__ import annotations
 import mimetypes
 from importlib import resources
 
-from streamgate.server.http import Handler, HttpRequest, HttpResponse, json_response
+from streamgate.server.errors import http_error
+from streamgate.server.messages import HttpRequest, HttpResponse
+from streamgate.server.router import Handler
 
 __all__ = ["StaticFiles"]
 
@@ -30,7 +32,7 @@ class StaticFiles:
         async def serve(request: HttpRequest) -> HttpResponse:
             found = self._files.get(name)
             if found is None:
-                return json_response(404, {"error": {"code": "NOT_FOUND", "message": name}})
+                return http_error(404, "NOT_FOUND", name)
             body, kind = found
             return HttpResponse(
                 200, body, content_type=kind, headers=[("cache-control", "no-cache")]

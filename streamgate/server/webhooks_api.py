@@ -30,15 +30,17 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
 
-from streamgate.auth.apikeys import ApiKeyError, ApiKeyStore
-from streamgate.server.envelope import failure, new_request_id, success
-from streamgate.server.http import Handler, HttpRequest, HttpResponse, Router
+from streamgate.auth.apikeys import ApiKeyInfo, ApiKeyStore
+from streamgate.errors import HttpRefusal, TenantRefusal
+from streamgate.server.envelope import tenant_answer
+from streamgate.server.messages import HttpRequest, HttpResponse
+from streamgate.server.router import Handler, Router
 from streamgate.webhooks.body import check_event_types, created_at
 from streamgate.webhooks.signing import new_secret
 from streamgate.webhooks.store import Attempt, Endpoint, MessageInfo, WebhookNotFound, WebhookStore
@@ -68,7 +70,6 @@ RESOLVE_TIMEOUT: Final = 5.0  # seconds to resolve a new endpoint's host
 DISABLED_BY_TENANT: Final = "disabled by the tenant"
 
 PREFIX: Final = "/webhooks/"
-MESSAGES: Final = "messages"
 
 _UNIX_SECONDS: Final = re.compile(r"\d{1,12}(?:\.\d{1,20})?")
 _LIMIT: Final = re.compile(r"\d{1,7}")
@@ -76,23 +77,12 @@ _LIMIT: Final = re.compile(r"\d{1,7}")
 _SPACED_OFFSET: Final = re.compile(r" (\d{2}(?::?\d{2})?)$")
 
 
-class _Refusal(Exception):
-    """An answer other than success, raised anywhere below a handler."""
-
-    def __init__(self, status: int, key: str, message: str, **headers: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.key = key
-        self.message = message
-        self.headers = headers
+def _invalid(message: str) -> TenantRefusal:
+    return TenantRefusal(400, "VALIDATION_ERROR", message)
 
 
-def _invalid(message: str) -> _Refusal:
-    return _Refusal(400, "VALIDATION_ERROR", message)
-
-
-def _not_found(message: str) -> _Refusal:
-    return _Refusal(404, "NOT_FOUND", message)
+def _not_found(message: str) -> TenantRefusal:
+    return TenantRefusal(404, "NOT_FOUND", message)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -202,7 +192,8 @@ def _event_types(value: object) -> tuple[str, ...] | None:
     return types or None
 
 
-Run = Callable[[str], Awaitable[tuple[int, Any]]]  # tenant -> (status, data)
+# A route's work: (request, tenant) -> (status, data); refuses with TenantRefusal.
+Route = Callable[[HttpRequest, str], Awaitable[tuple[int, Any]]]
 
 
 class WebhooksApi:
@@ -234,71 +225,41 @@ class WebhooksApi:
         self._resolve_timeout = resolve_timeout
 
     def mount(self, router: Router) -> None:
-        router.add("POST", "/webhooks", self._exact(self._create))
-        router.add("GET", "/webhooks", self._exact(self._list))
-        router.add("GET", "/webhooks/messages", self._exact(self._messages))
-        for method in ("GET", "POST", "PATCH", "DELETE"):
-            router.add_prefix(method, PREFIX, self._nested)
+        routes: list[tuple[str, str, Route]] = [
+            ("POST", "/webhooks", self._create),
+            ("GET", "/webhooks", self._list),
+            ("GET", "/webhooks/messages", self._messages),
+            ("GET", "/webhooks/{id}", self._get),
+            ("PATCH", "/webhooks/{id}", self._patch),
+            ("DELETE", "/webhooks/{id}", self._delete),
+            ("POST", "/webhooks/{id}/rotate-secret", self._rotate),
+            ("POST", "/webhooks/{id}/recover", self._recover),
+            ("GET", "/webhooks/messages/{msg}/attempts", self._attempts),
+            ("POST", "/webhooks/messages/{msg}/resend", self._resend),
+        ]
+        for method, pattern, route in routes:
+            router.add(method, pattern, self._handler(route))
+        router.on_miss(PREFIX, self._miss)
 
     # -- plumbing ---------------------------------------------------------------------
 
-    def _exact(self, route: Callable[[HttpRequest, str], Awaitable[tuple[int, Any]]]) -> Handler:
+    def _handler(self, route: Route) -> Handler:
         async def handle(request: HttpRequest) -> HttpResponse:
-            return await self._answer(request, lambda tenant: route(request, tenant))
+            return await tenant_answer(self._keys, request, lambda key: route(request, key.tenant))
 
         return handle
 
-    async def _answer(self, request: HttpRequest, run: Run) -> HttpResponse:
-        request_id = new_request_id()
-        try:
-            try:
-                key = self._keys.authenticate(request.header("api-key"))
-            except ApiKeyError as exc:
-                raise _Refusal(exc.status, exc.key, exc.message) from None
-            status, data = await run(key.tenant)
-        except _Refusal as refusal:
-            headers = {k.replace("_", "-"): v for k, v in refusal.headers.items()}
-            return failure(request_id, refusal.status, refusal.key, refusal.message, headers)
-        return success(request_id, status, data)
+    async def _miss(self, request: HttpRequest, miss: HttpRefusal) -> HttpResponse:
+        """No route under ``/webhooks/`` (404) or not this method (405): the envelope."""
+        if miss.status == 405:
+            refusal = TenantRefusal(405, miss.code, miss.detail, headers=miss.headers)
+        else:
+            refusal = _not_found(f"no route for {request.path[:200]}")
 
-    async def _nested(self, request: HttpRequest) -> HttpResponse:
-        """Everything under ``/webhooks/`` but the exact routes: parse the rest of the path."""
-        parts = request.path[len(PREFIX) :].split("/")
-        head, rest = parts[0], parts[1:]
-        method = request.method
-        table: Mapping[str, Run] = {}
-        if head == MESSAGES:
-            if len(rest) == 2 and rest[0]:
-                message_id, action = rest
-                table = {
-                    "attempts": {"GET": lambda tenant: self._attempts(tenant, message_id)},
-                    "resend": {"POST": lambda tenant: self._resend(request, tenant, message_id)},
-                }.get(action, {})
-        elif head and not rest:
-            table = {
-                "GET": lambda tenant: self._get(tenant, head),
-                "PATCH": lambda tenant: self._patch(request, tenant, head),
-                "DELETE": lambda tenant: self._delete(tenant, head),
-            }
-        elif head and len(rest) == 1:
-            table = {
-                "rotate-secret": {"POST": lambda tenant: self._rotate(request, tenant, head)},
-                "recover": {"POST": lambda tenant: self._recover(request, tenant, head)},
-            }.get(rest[0], {})
-        run = table.get(method)
-        if run is None:
-            allowed = ", ".join(sorted(table))
-            if table:
-                message = f"{method} is not allowed; use {allowed}"
-                refusal = _Refusal(405, "METHOD_NOT_ALLOWED", message, allow=allowed)
-            else:
-                refusal = _not_found(f"no route for {request.path[:200]}")
+        async def refuse(key: ApiKeyInfo) -> tuple[int, Any]:
+            raise refusal
 
-            async def refuse(tenant: str) -> tuple[int, Any]:
-                raise refusal
-
-            run = refuse
-        return await self._answer(request, run)
+        return await tenant_answer(self._keys, request, refuse)
 
     async def _endpoint(self, tenant: str, endpoint_id: str) -> Endpoint:
         endpoint = await self._store.get_endpoint(tenant, endpoint_id)
@@ -340,15 +301,18 @@ class WebhooksApi:
     async def _list(self, request: HttpRequest, tenant: str) -> tuple[int, Any]:
         return 200, [_endpoint_view(e) for e in await self._store.list_endpoints(tenant)]
 
-    async def _get(self, tenant: str, endpoint_id: str) -> tuple[int, Any]:
+    async def _get(self, request: HttpRequest, tenant: str) -> tuple[int, Any]:
+        endpoint_id = request.params["id"]
         return 200, _endpoint_view(await self._endpoint(tenant, endpoint_id))
 
-    async def _delete(self, tenant: str, endpoint_id: str) -> tuple[int, Any]:
+    async def _delete(self, request: HttpRequest, tenant: str) -> tuple[int, Any]:
+        endpoint_id = request.params["id"]
         if not await self._store.delete_endpoint(tenant, endpoint_id):
             raise _not_found(f"no webhook endpoint {endpoint_id[:64]!r}")
         return 200, {"id": endpoint_id, "deleted": True}
 
-    async def _patch(self, request: HttpRequest, tenant: str, endpoint_id: str) -> tuple[int, Any]:
+    async def _patch(self, request: HttpRequest, tenant: str) -> tuple[int, Any]:
+        endpoint_id = request.params["id"]
         doc = _json_object(request, ("enabled", "eventTypes"))
         if "eventTypes" in doc:
             raise _invalid(
@@ -368,7 +332,8 @@ class WebhooksApi:
                 self._poke(1)
         return 200, _endpoint_view(await self._endpoint(tenant, endpoint_id))
 
-    async def _rotate(self, request: HttpRequest, tenant: str, endpoint_id: str) -> tuple[int, Any]:
+    async def _rotate(self, request: HttpRequest, tenant: str) -> tuple[int, Any]:
+        endpoint_id = request.params["id"]
         doc = _json_object(request, ("overlapSeconds",))
         overlap = doc.get("overlapSeconds", DEFAULT_OVERLAP)
         if isinstance(overlap, bool) or not isinstance(overlap, int):
@@ -402,10 +367,12 @@ class WebhooksApi:
         found = await self._store.messages(tenant, since=since, limit=limit)
         return 200, [_message_view(m) for m in found]
 
-    async def _attempts(self, tenant: str, message_id: str) -> tuple[int, Any]:
+    async def _attempts(self, request: HttpRequest, tenant: str) -> tuple[int, Any]:
+        message_id = request.params["msg"]
         return 200, [_attempt_view(a) for a in await self._store.attempts(tenant, message_id)]
 
-    async def _resend(self, request: HttpRequest, tenant: str, message_id: str) -> tuple[int, Any]:
+    async def _resend(self, request: HttpRequest, tenant: str) -> tuple[int, Any]:
+        message_id = request.params["msg"]
         doc = _json_object(request, ("endpointId",))
         endpoint_id = doc.get("endpointId")
         if endpoint_id is not None and (not isinstance(endpoint_id, str) or not endpoint_id):
@@ -417,9 +384,8 @@ class WebhooksApi:
         self._poke(queued)
         return 202, {"queued": queued}
 
-    async def _recover(
-        self, request: HttpRequest, tenant: str, endpoint_id: str
-    ) -> tuple[int, Any]:
+    async def _recover(self, request: HttpRequest, tenant: str) -> tuple[int, Any]:
+        endpoint_id = request.params["id"]
         doc = _json_object(request, ("since",))
         if "since" not in doc:
             raise _invalid("since is required: an ISO-8601 time or unix seconds")

@@ -31,8 +31,9 @@ from websockets.typing import Subprotocol
 
 from streamgate.hub.hub import Encoder
 from streamgate.hub.queue import WriteQueue
+from streamgate.protocol import close
 from streamgate.server.admission import ConnectionLimits
-from streamgate.server.http import HttpRequest
+from streamgate.server.messages import HttpRequest
 
 __all__ = [
     "Flusher",
@@ -45,10 +46,6 @@ __all__ = [
 
 log = logging.getLogger("streamgate.ws")
 
-CLOSE_SLOW_CONSUMER = 4009
-CLOSE_SERVICE_RESTART = 1012
-CLOSE_POLICY = 1008
-CLOSE_PING_TIMEOUT = 1011
 TRANSPORT_HIGH_WATER = 65_536
 
 
@@ -203,7 +200,7 @@ class WsConnection(asyncio.Protocol):
         was_empty = not queue
         if not queue.put(data):
             self.registry.slow_consumers += 1
-            self.close(CLOSE_SLOW_CONSUMER, "Slow consumer", discard=True)
+            self.close(*close.SLOW_CONSUMER, discard=True)
             # It does not read: nor do we, unless its socket drains (resume_writing),
             # so that it cannot make us buffer more; close_timeout ends it otherwise.
             self.transport.pause_reading()
@@ -298,7 +295,7 @@ class WsConnection(asyncio.Protocol):
             return
         if self.pong_deadline and now > self.pong_deadline:
             # A dead peer will not answer the close handshake: do not wait for it.
-            self.close(CLOSE_PING_TIMEOUT, "Ping timeout", discard=True, timeout=0.0)
+            self.close(*close.PING_TIMEOUT, discard=True, timeout=0.0)
         elif not self.pong_deadline and now >= self.next_ping:
             self.transport.write(_PING)
             self.pong_deadline = now + timeout
@@ -310,7 +307,7 @@ class WsConnection(asyncio.Protocol):
         The socket is closed with 1012 after what is queued: the client reconnects
         and resumes, and the answer's ``recovered: false`` tells it what it missed.
         """
-        self.close(CLOSE_SERVICE_RESTART, "Stream interrupted")
+        self.close(*close.STREAM_INTERRUPTED)
 
     def close(
         self, code: int, reason: str, *, discard: bool = False, timeout: float | None = None

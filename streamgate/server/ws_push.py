@@ -24,13 +24,13 @@ from streamgate.core.channels import push_channel, push_tenant, push_tenant_pref
 from streamgate.core.publication import Publication, StreamPosition
 from streamgate.errors import BrokerUnavailable
 from streamgate.hub.hub import Hub
+from streamgate.protocol import close
 from streamgate.protocol import push as pp
-from streamgate.server.http import HttpRequest
+from streamgate.server.errors import push_close
+from streamgate.server.messages import HttpRequest
 from streamgate.server.websocket import WsConnection, frame_text
 
 __all__ = ["PushEndpoint", "PushHandler", "offered_subprotocols"]
-
-CLOSE_TRY_AGAIN = (1013, "Try again later")
 
 log = logging.getLogger("streamgate.push")
 
@@ -104,13 +104,13 @@ class PushEndpoint:
         handler = PushHandler(self, conn)
         conn.handler = handler
         if ticket is None:
-            conn.close(*pp.CLOSE_MISSING_TOKEN)
+            conn.close(*close.MISSING_TOKEN)
             return
         try:
             who = self.identify(ticket)
         except InvalidToken as exc:
             log.info("! push ticket refused: %s", exc.reason)
-            conn.close(*pp.CLOSE_INVALID_TOKEN)
+            conn.close(*push_close(exc))
             return
         handler.bind(who, resume)
 
@@ -144,7 +144,7 @@ class PushHandler:
         try:
             limit = endpoint.max_per_sub_user
             if not await endpoint.presence.acquire(_group(channel), channel, limit):
-                conn.close(*pp.CLOSE_TOO_MANY)
+                conn.close(*close.TOO_MANY)
                 return
             self.counted = True
             if conn.closing:
@@ -158,10 +158,10 @@ class PushHandler:
             hub.go_live(catchup)
         except BrokerUnavailable as exc:
             log.warning("! push socket refused for now: %s", exc)
-            conn.close(*CLOSE_TRY_AGAIN)
-        except Exception:
+            conn.close(*push_close(exc))
+        except Exception as exc:
             log.exception("! push subscribe failed; closing")
-            conn.close(1011, "Internal error")
+            conn.close(*push_close(exc))
         finally:
             self._task = None
 
@@ -173,10 +173,10 @@ class PushHandler:
     # -- MessageHandler ---------------------------------------------------------------
 
     def text(self, data: bytes) -> None:
-        self.conn.close(*pp.CLOSE_READ_ONLY, discard=True)
+        self.conn.close(*close.READ_ONLY, discard=True)
 
     def binary(self, data: bytes) -> None:
-        self.conn.close(*pp.CLOSE_READ_ONLY, discard=True)
+        self.conn.close(*close.READ_ONLY, discard=True)
 
     def closed(self) -> None:
         who, self.who = self.who, None

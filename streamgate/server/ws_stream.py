@@ -25,9 +25,10 @@ from streamgate.core.channels import private_channel, private_kind
 from streamgate.core.publication import Publication, StreamPosition
 from streamgate.errors import BrokerUnavailable
 from streamgate.hub.hub import Catchup, Encoder, Hub
+from streamgate.protocol import close
 from streamgate.protocol import stream as sp
 from streamgate.protocol.topics import has_latest_value
-from streamgate.server.websocket import CLOSE_POLICY, WsConnection, frame_text
+from streamgate.server.websocket import WsConnection, frame_text
 
 __all__ = ["StreamEndpoint", "StreamHandler"]
 
@@ -159,7 +160,7 @@ class StreamHandler:
                     self._reply_now(cmd)
         except Exception:
             log.exception("! stream command failed; closing the connection")
-            self.conn.close(CLOSE_POLICY, "Internal error")
+            self.conn.close(*close.STREAM_FAILED)
         finally:
             self._task = None
 

@@ -7,14 +7,16 @@ Answers in the push API's envelope: ``{"requestId", "success": true, "data": {..
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from streamgate.auth.apikeys import ApiKeyError, ApiKeyStore
+from streamgate.auth.apikeys import ApiKeyInfo, ApiKeyStore
 from streamgate.auth.limits import WindowLimiter
 from streamgate.auth.tokens import TokenIssuer
 from streamgate.core.identifiers import MAX_SUB_USER, id_problem
+from streamgate.errors import TenantRefusal
 from streamgate.protocol.push import PUSH_PURPOSE, SCOPES
-from streamgate.server.envelope import failure, new_request_id, success
-from streamgate.server.http import HttpRequest, HttpResponse
+from streamgate.server.envelope import tenant_answer
+from streamgate.server.messages import HttpRequest, HttpResponse
 
 __all__ = ["WsTokenEndpoint", "valid_sub_user"]
 
@@ -45,27 +47,24 @@ class WsTokenEndpoint:
         self._limiter = WindowLimiter(rate_limit, rate_window)
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
-        request_id = new_request_id()
-        try:
-            key = self._keys.authenticate(request.header("api-key"))
-        except ApiKeyError as exc:
-            return failure(request_id, exc.status, exc.key, exc.message)
+        return await tenant_answer(self._keys, request, lambda key: self._mint(request, key))
+
+    async def _mint(self, request: HttpRequest, key: ApiKeyInfo) -> tuple[int, Any]:
         wait = self._limiter.hit(key.key_id, time.monotonic())
         if wait is not None:
             message = f"too many tickets for this API key; retry in {wait} s"
-            return failure(request_id, 429, "RATE_LIMITED", message, {"retry-after": str(wait)})
+            raise TenantRefusal(429, "RATE_LIMITED", message, headers=(("retry-after", str(wait)),))
         sub_user = request.header("on-behalf-of")
         problem = valid_sub_user(sub_user)
         if problem is not None or sub_user is None:
-            return failure(request_id, 400, "VALIDATION_ERROR", problem or "")
+            raise TenantRefusal(400, "VALIDATION_ERROR", problem or "")
         token = self._issuer.issue(
             sub_user,
             purpose=PUSH_PURPOSE,
             ttl=self._ttl,
             extra={"tenant": key.tenant, "scopes": list(SCOPES)},
         )
-        data = {"token": token, "expiresIn": _duration(self._ttl)}
-        return success(request_id, 200, data)
+        return 200, {"token": token, "expiresIn": _duration(self._ttl)}
 
 
 def _duration(seconds: float) -> str:
