@@ -66,7 +66,10 @@ class Peer:
             got.extend(e for e in self.ws.events_received() if isinstance(e, Frame))
             for out in self.ws.data_to_send():
                 if out:
-                    await self.send(out)
+                    try:
+                        await self.send(out)
+                    except (BrokenPipeError, ConnectionResetError):
+                        return got  # the gateway's side has gone: nothing to answer
             if not chunk:
                 break
         return got
@@ -154,3 +157,70 @@ async def test_pings_after_our_close_frame_get_no_pong() -> None:
         assert await peer.raw(0.3) == close.serialize(mask=False)  # and nothing after it
         await peer.send(close.serialize(mask=True, extensions=[]))
         await until_closed(conn)
+
+
+class Recorder:
+    """A MessageHandler that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, bytes]] = []
+        self.ended = 0
+
+    def text(self, data: bytes) -> None:
+        self.got.append(("text", data))
+
+    def binary(self, data: bytes) -> None:
+        self.got.append(("binary", data))
+
+    def closed(self) -> None:
+        self.ended += 1
+
+
+async def test_fragmented_messages_reach_the_handler_whole_and_typed() -> None:
+    async with pair() as (conn, peer):
+        handler = conn.handler = Recorder()
+        parts = [
+            Frame(Opcode.TEXT, b"hel", fin=False),
+            Frame(Opcode.PING, b"between"),  # a control frame may come between fragments
+            Frame(Opcode.CONT, b"lo", fin=False),
+            Frame(Opcode.CONT, b"!", fin=True),
+            Frame(Opcode.BINARY, b"\x00\x01"),
+        ]
+        await peer.send(b"".join(f.serialize(mask=True, extensions=[]) for f in parts))
+        frames = await peer.frames(0.3)
+        assert [(f.opcode, f.data) for f in frames] == [(Opcode.PONG, b"between")]
+        assert handler.got == [("text", b"hello!"), ("binary", b"\x00\x01")]
+
+
+async def test_the_peers_close_is_answered_and_ends_the_socket_once() -> None:
+    async with pair() as (conn, peer):
+        handler = conn.handler = Recorder()
+        close = Frame(Opcode.CLOSE, Close(1000, "bye").serialize())
+        await peer.send(close.serialize(mask=True, extensions=[]))
+        frames = await peer.frames(0.5)
+        assert closes(frames) == [1000]
+        await until_closed(conn)
+        assert handler.ended == 1
+
+
+async def test_a_silent_peer_is_pinged_then_cut_when_its_pong_is_late() -> None:
+    async with pair() as (conn, peer):
+        conn.heartbeat(conn.next_ping, interval=10.0, timeout=5.0)
+        [ping] = await peer.frames(0.3)  # answered by the peer: the deadline is cleared
+        assert ping.opcode is Opcode.PING
+        await until_pong(conn)
+        conn.heartbeat(conn.next_ping, interval=10.0, timeout=5.0)
+        assert await peer.raw(0.3) == Frame(Opcode.PING, b"").serialize(mask=False)  # unanswered
+        conn.heartbeat(conn.pong_deadline + 0.1, interval=10.0, timeout=5.0)
+        frames = await peer.frames(0.5)
+        assert closes(frames) == [1011]
+        assert [Close.parse(f.data).reason for f in frames] == ["Ping timeout"]
+        await until_closed(conn)
+
+
+async def until_pong(conn: WsConnection, within: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within * UNIT
+    while conn.pong_deadline:
+        assert loop.time() < deadline, "the pong was not seen"
+        await asyncio.sleep(0.01)
