@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from streamgate.brokers.base import Broker, IdempotencyStore
@@ -29,6 +30,8 @@ class Backends:
     presence: Presence
     # Used authorize (public key, nonce) pairs, claimed by every node (None: one node).
     nonces: IdempotencyStore | None
+    # Closes what the stores share (a Redis client), after the stores are closed.
+    close_shared: Callable[[], Awaitable[None]] | None = None
 
     async def close(self) -> None:
         """Close what ``open_backends`` opened (the broker is closed by its owner)."""
@@ -36,6 +39,8 @@ class Backends:
         await self.idempotency.close()
         if self.nonces is not None:
             await self.nonces.close()
+        if self.close_shared is not None:
+            await self.close_shared()
 
 
 def node_id(config: Config) -> str:
@@ -63,8 +68,12 @@ def _redis_backends(config: Config, node: str) -> Backends:
     from streamgate.brokers.idempotency_redis import RedisIdempotency
     from streamgate.brokers.presence_redis import RedisPresence
     from streamgate.brokers.redis import RedisBroker
+    from streamgate.brokers.redis_connect import command_client
 
     prefix, timeout = config.redis_prefix, config.redis_timeout
+    # Three clients per node, one policy (streamgate.brokers.redis_connect): the broker's
+    # commands, its pub/sub connection, and this one, shared by the small stores.
+    shared = command_client(config.redis_url, name=f"streamgate-{node}-state", timeout=timeout)
     return Backends(
         broker=RedisBroker(
             config.redis_url,
@@ -75,26 +84,11 @@ def _redis_backends(config: Config, node: str) -> Backends:
             name=f"streamgate-{node}",
             timeout=timeout,
         ),
-        idempotency=RedisIdempotency(
-            config.redis_url,
-            prefix=prefix,
-            window=config.idempotency_window,
-            timeout=timeout,
-            name=f"streamgate-{node}-idem",
-        ),
-        presence=RedisPresence(
-            config.redis_url,
-            prefix=prefix,
-            node=node,
-            ttl=config.presence_ttl,
-            timeout=timeout,
-        ),
+        idempotency=RedisIdempotency(shared, prefix=prefix, window=config.idempotency_window),
+        presence=RedisPresence(shared, prefix=prefix, node=node, ttl=config.presence_ttl),
         # As long as a node remembers a pair: the timestamp window either side, + 1 s.
         nonces=RedisIdempotency(
-            config.redis_url,
-            prefix=f"{prefix}nonce:",
-            window=2 * config.authorize_window + 1.0,
-            timeout=timeout,
-            name=f"streamgate-{node}-nonce",
+            shared, prefix=f"{prefix}nonce:", window=2 * config.authorize_window + 1.0
         ),
+        close_shared=lambda: shared.aclose(close_connection_pool=True),
     )

@@ -23,7 +23,8 @@ class RedisIdempotency:
     reply was lost must not run again and find its own keys.
 
     Args:
-        url: ``redis://host:port/db``.
+        url: ``redis://host:port/db``, or a client of :func:`command_client` to share
+            (then :meth:`close` leaves it open: its owner closes it).
         prefix: put before every key (``{prefix}idem:{key}``).
         window: seconds a claimed key is remembered.
         timeout: seconds a connect or a command may take before ``BrokerUnavailable``.
@@ -32,20 +33,24 @@ class RedisIdempotency:
 
     def __init__(
         self,
-        url: str,
+        url: str | Redis,
         *,
         prefix: str,
         window: float,
         timeout: float = REDIS_TIMEOUT,
         name: str = "streamgate-idempotency",
     ) -> None:
-        self._redis: Redis = command_client(url, name=name, timeout=timeout)
+        self._owned = isinstance(url, str)
+        self._redis = (
+            command_client(url, name=name, timeout=timeout) if isinstance(url, str) else url
+        )
         self._prefix = f"{prefix}idem:"
         self._window_ms = max(1, int(window * 1000))
 
     async def close(self) -> None:
-        """Disconnect; the keys stay in Redis until their window ends."""
-        await self._redis.aclose(close_connection_pool=True)
+        """Disconnect (a shared client stays open); keys stay until their window ends."""
+        if self._owned:
+            await self._redis.aclose(close_connection_pool=True)
 
     async def seen(self, keys: Sequence[str]) -> set[str]:
         if not keys:

@@ -198,7 +198,9 @@ class RedisPresence:
     same, and the heartbeat corrects Redis once it answers: callers may ignore it.
 
     Args:
-        url: ``redis://host:port/db``.
+        url: ``redis://host:port/db``, or a client of
+            :func:`~streamgate.brokers.redis_connect.command_client` to share (then
+            :meth:`close` leaves it open: its owner closes it).
         prefix: put before every key.
         node: this node's name, unique among the nodes sharing ``prefix`` while alive
             (e.g. host, pid and a random part).
@@ -208,7 +210,7 @@ class RedisPresence:
 
     def __init__(
         self,
-        url: str,
+        url: str | Redis,
         *,
         prefix: str,
         node: str,
@@ -222,8 +224,11 @@ class RedisPresence:
         # The one policy (streamgate.brokers.redis_connect): a script that ran but whose
         # reply was lost is not run twice; a pooled connection that died with a Redis
         # restart is replaced on checkout.
-        self._redis: Redis = command_client(
-            url, name=f"streamgate-presence-{node}", timeout=timeout
+        self._owned = isinstance(url, str)
+        self._redis = (
+            command_client(url, name=f"streamgate-presence-{node}", timeout=timeout)
+            if isinstance(url, str)
+            else url
         )
         self._prefix = prefix
         self._node = node
@@ -280,7 +285,8 @@ class RedisPresence:
         except (*UNAVAILABLE_ERRORS, BrokerUnavailable) as exc:
             log.warning("presence %s: could not remove its counts at close: %s", self._node, exc)
         finally:
-            await self._redis.aclose()
+            if self._owned:
+                await self._redis.aclose(close_connection_pool=True)
 
     async def acquire(self, group: str, member: str, limit: int) -> bool:
         """Count one more socket of ``member`` (in ``group``) on this node unless ``limit``

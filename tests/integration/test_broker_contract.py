@@ -91,10 +91,12 @@ class Backend:
         return broker
 
     def store(self) -> IdempotencyStore:
+        store: IdempotencyStore
         if self.kind == "memory":
-            return MemoryIdempotency(window=30.0, max_keys=1000)
-        store = RedisIdempotency(REDIS_URL, prefix=self.prefix, window=30.0)
-        self.opened.append(store.close)
+            store = MemoryIdempotency(window=30.0, max_keys=1000)
+        else:
+            store = RedisIdempotency(REDIS_URL, prefix=self.prefix, window=30.0)
+        self.opened.append(store.close)  # close is part of the seam, on both
         return store
 
 
