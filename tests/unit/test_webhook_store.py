@@ -676,3 +676,98 @@ def test_open_store_picks_postgres_for_a_dsn(tmp_path: Path) -> None:
     store = open_store(tmp_path, "host=127.0.0.1 dbname=nothing")  # connects on first use
     assert isinstance(store, PostgresWebhookStore)
     assert not (tmp_path / DB_NAME).exists()
+
+
+# the schema, the same as release 1 made it
+
+SCHEMA_TABLES = ("webhook_endpoints", "webhook_messages", "webhook_deliveries", "webhook_attempts")
+# What release 1's hand-written migrations made, read back the way schema_of() reads it.
+RELEASE_1 = {
+    "sqlite": {
+        "webhook_endpoints": "id TEXT NOT NULL PK, tenant TEXT NOT NULL, url TEXT NOT NULL,"
+        " event_types TEXT, enabled INTEGER NOT NULL, secret TEXT NOT NULL, previous_secret"
+        " TEXT, previous_secret_until REAL, created_at REAL NOT NULL, failing_since REAL,"
+        " disabled_reason TEXT",
+        "webhook_messages": "seq INTEGER PK, message_id TEXT NOT NULL, tenant TEXT NOT NULL,"
+        " event_type TEXT NOT NULL, created_at REAL NOT NULL, body BLOB NOT NULL",
+        "webhook_deliveries": "id INTEGER PK, message_id TEXT NOT NULL, endpoint_id TEXT NOT"
+        " NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, next_attempt_at REAL NOT NULL,"
+        " lease_until REAL, lease_node TEXT, created_at REAL NOT NULL, done_at REAL",
+        "webhook_attempts": "id INTEGER PK, delivery_id INTEGER NOT NULL, message_id TEXT NOT"
+        " NULL, endpoint_id TEXT NOT NULL, at REAL NOT NULL, status_code INTEGER, latency_ms"
+        " REAL NOT NULL, error TEXT",
+        "indexes": "webhook_attempts_message, webhook_deliveries_due, webhook_deliveries_leased,"
+        " webhook_deliveries_message, webhook_endpoints_tenant, webhook_messages_tenant",
+    },
+    "postgres": {
+        "webhook_endpoints": "id text NOT NULL, tenant text NOT NULL, url text NOT NULL,"
+        " event_types text, enabled boolean NOT NULL, secret text NOT NULL, previous_secret"
+        " text, previous_secret_until double precision, created_at double precision NOT NULL,"
+        " failing_since double precision, disabled_reason text",
+        "webhook_messages": "seq bigint NOT NULL IDENTITY, message_id text NOT NULL, tenant text"
+        " NOT NULL, event_type text NOT NULL, created_at double precision NOT NULL, body bytea"
+        " NOT NULL",
+        "webhook_deliveries": "id bigint NOT NULL IDENTITY, message_id text NOT NULL, endpoint_id"
+        " text NOT NULL, state text NOT NULL, attempts integer NOT NULL, next_attempt_at double"
+        " precision NOT NULL, lease_until double precision, lease_node text, created_at double"
+        " precision NOT NULL, done_at double precision",
+        "webhook_attempts": "id bigint NOT NULL IDENTITY, delivery_id bigint NOT NULL, message_id"
+        " text NOT NULL, endpoint_id text NOT NULL, at double precision NOT NULL, status_code"
+        " integer, latency_ms double precision NOT NULL, error text",
+        "indexes": "webhook_attempts_message, webhook_attempts_pkey, webhook_deliveries_due,"
+        " webhook_deliveries_leased, webhook_deliveries_message, webhook_deliveries_pkey,"
+        " webhook_endpoints_pkey, webhook_endpoints_tenant, webhook_messages_message_id_key,"
+        " webhook_messages_pkey, webhook_messages_tenant",
+    },
+}
+
+
+def schema_of(backend: str, where: Path | str) -> dict[str, str]:
+    """Each outbox table's columns (name, type, NOT NULL, key) and the index names."""
+    out: dict[str, str] = {}
+    if backend == "sqlite":
+        with sqlite3.connect(where) as db:
+            for t in SCHEMA_TABLES:
+                cols = db.execute(f"PRAGMA table_info({t})").fetchall()
+                out[t] = ", ".join(
+                    f"{c[1]} {c[2]}{' NOT NULL' if c[3] else ''}{' PK' if c[5] else ''}"
+                    for c in cols
+                )
+            rows = db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'webhook%'"
+                " ORDER BY name"
+            ).fetchall()
+        db.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(str(where)) as conn:
+            for t in SCHEMA_TABLES:
+                found = conn.execute(
+                    "SELECT column_name, data_type, is_nullable, is_identity"
+                    " FROM information_schema.columns"
+                    " WHERE table_schema = current_schema() AND table_name = %s"
+                    " ORDER BY ordinal_position",
+                    (t,),
+                ).fetchall()
+                out[t] = ", ".join(
+                    f"{c[0]} {c[1]}{' NOT NULL' if c[2] == 'NO' else ''}"
+                    f"{' IDENTITY' if c[3] == 'YES' else ''}"
+                    for c in found
+                )
+            rows = conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+                " AND indexname LIKE 'webhook%' ORDER BY indexname"
+            ).fetchall()
+    out["indexes"] = ", ".join(str(r[0]) for r in rows)
+    return out
+
+
+async def test_the_schema_is_the_one_release_1_made(
+    store: WebhookStore, backend: str, tmp_path: Path, dsn: str | None
+) -> None:
+    # One schema written for both databases renders to the tables each made by hand, so
+    # databases made before keep working (their version row, 1, stays what it was).
+    await store.list_endpoints("acme")  # migrated
+    assert schema_of(backend, dsn or tmp_path / DB_NAME) == RELEASE_1[backend]
+    assert len(MIGRATIONS) == 1
