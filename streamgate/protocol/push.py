@@ -63,7 +63,7 @@ def parse_resume(query: Mapping[str, Sequence[str]]) -> StreamPosition | None:
     if not offsets or not epochs:
         raise BadResume("offset and epoch go together")
     raw = offsets[0]
-    if not raw.isdigit() or len(raw) > 19:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
         raise BadResume("offset must be an integer >= 0")
     return StreamPosition(int(raw), epochs[0])
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamgate.protocol.push_events import TRADE_STATUSES
 from streamgate.spec.schemas import (
     PUSH_DATA,
     STREAM_DATA,
-    TRADE_STATUSES,
     Schema,
     closed,
     ext,
