@@ -4,9 +4,9 @@ StreamgateError
 ├── ConfigError            bad configuration file or environment value
 ├── RefusedError           a client-visible refusal; carries its wire ``code``
 │   ├── StreamRefusal      stream protocol: becomes an ``{"op":"error"}`` frame
-│   ├── HttpRefusal        an HTTP ``status`` (and headers): ``{"error": {code, message}}``
-│   │   └── ProducerRefusal  producer API: adds ``index`` and ``field`` to that body
-│   └── TenantRefusal      tenant API (``/auth/ws-token``, ``/webhooks``): the envelope
+│   └── HttpRefusal        an HTTP ``status`` (and headers): ``{"error": {code, message}}``
+│       ├── ProducerRefusal  producer API: adds ``index`` and ``field`` to that body
+│       └── TenantRefusal  tenant API (``/auth/ws-token``, ``/webhooks``): the envelope
 │                          ``{"requestId", "success": false, "error": {code, key, ...}}``
 ├── BrokerUnavailable      the broker cannot take or serve publications now (503)
 ├── BookRefused            an order-book event that does not follow its book (the
@@ -108,25 +108,13 @@ class ProducerRefusal(HttpRefusal):
         self.field = field
 
 
-class TenantRefusal(RefusedError):
-    """A tenant API request refused: answered in the push API's envelope.
+class TenantRefusal(HttpRefusal):
+    """A tenant API request refused: answered in the push API's envelope instead.
 
     ``code`` is the envelope's error ``key`` (``VALIDATION_ERROR``, ``NOT_FOUND``...),
     ``detail`` its ``message``; ``status`` is both the HTTP status and the error's
     ``code`` (PROTOCOL.md section 1).
     """
-
-    def __init__(
-        self,
-        status: int,
-        key: str,
-        message: str,
-        *,
-        headers: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        super().__init__(key, message)
-        self.status = status
-        self.headers = headers
 
 
 class BrokerUnavailable(StreamgateError):

@@ -78,11 +78,11 @@ _SPACED_OFFSET: Final = re.compile(r" (\d{2}(?::?\d{2})?)$")
 
 
 def _invalid(message: str) -> TenantRefusal:
-    return TenantRefusal(400, "VALIDATION_ERROR", message)
+    return TenantRefusal("VALIDATION_ERROR", message)
 
 
 def _not_found(message: str) -> TenantRefusal:
-    return TenantRefusal(404, "NOT_FOUND", message)
+    return TenantRefusal("NOT_FOUND", message, status=404)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -252,7 +252,7 @@ class WebhooksApi:
     async def _miss(self, request: HttpRequest, miss: HttpRefusal) -> HttpResponse:
         """No route under ``/webhooks/`` (404) or not this method (405): the envelope."""
         if miss.status == 405:
-            refusal = TenantRefusal(405, miss.code, miss.detail, headers=miss.headers)
+            refusal = TenantRefusal(miss.code, miss.detail, status=405, headers=miss.headers)
         else:
             refusal = _not_found(f"no route for {request.path[:200]}")
 

@@ -53,11 +53,13 @@ class WsTokenEndpoint:
         wait = self._limiter.hit(key.key_id, time.monotonic())
         if wait is not None:
             message = f"too many tickets for this API key; retry in {wait} s"
-            raise TenantRefusal(429, "RATE_LIMITED", message, headers=(("retry-after", str(wait)),))
+            raise TenantRefusal(
+                "RATE_LIMITED", message, status=429, headers=(("retry-after", str(wait)),)
+            )
         sub_user = request.header("on-behalf-of")
         problem = valid_sub_user(sub_user)
         if problem is not None or sub_user is None:
-            raise TenantRefusal(400, "VALIDATION_ERROR", problem or "")
+            raise TenantRefusal("VALIDATION_ERROR", problem or "")
         token = self._issuer.issue(
             sub_user,
             purpose=PUSH_PURPOSE,
