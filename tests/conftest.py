@@ -10,10 +10,9 @@ from websockets.asyncio.client import ClientConnection
 
 from streamgate.server.app import Gateway
 
-import schemas
-from pg import fresh_database, fresh_schema
-from support import running_gateway
-from webhook_receiver import Receiver
+from support import running_gateway, schemas
+from support.postgres import fresh_database, fresh_schema
+from support.webhook_receiver import Receiver
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -27,7 +26,7 @@ def _frames_checked() -> Iterator[None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """Fail a test whose frames or publish requests broke the documents (tests/schemas.py)."""
+    """Fail a test whose frames or publish requests broke the documents (tests/support/schemas.py)."""
     schemas.VIOLATIONS.clear()
     try:
         result = yield

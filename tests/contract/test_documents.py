@@ -18,8 +18,8 @@ from streamgate.server.app import Gateway
 from streamgate.spec import DOCUMENTS, document
 from streamgate.spec.build import render
 
-from schemas import check_frame, check_http
 from support import UNIT, base_url
+from support.schemas import check_frame, check_http
 
 HERE = Path(__file__).parent / "asyncapi"
 NPM_TIMEOUT = 300.0  # seconds for npm ci (first run on a machine)

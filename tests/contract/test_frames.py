@@ -16,7 +16,6 @@ from websockets.asyncio.client import ClientConnection
 from streamgate.client.http import HttpClient
 from streamgate.server.app import Gateway
 
-from schemas import frame_schemas
 from support import (
     UNIT,
     delta_event,
@@ -28,6 +27,7 @@ from support import (
     snapshot_event,
     trade_event,
 )
+from support.schemas import frame_schemas
 
 USER = "0x" + "ab" * 32
 WHEN = "2024-05-01T12:00:00.000Z"

@@ -1,4 +1,4 @@
-"""The hooks of tests/conftest.py and tests/support.py record what breaks the documents."""
+"""The hooks of tests/conftest.py and tests/support/__init__.py record what breaks the documents."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import pytest
 import streamgate.protocol.stream as stream_protocol
 from streamgate.server.app import Gateway
 
-import schemas
-from support import RawClient, open_ws, recv_json, send_json, ws_url
+from support import RawClient, open_ws, recv_json, schemas, send_json, ws_url
 
 
 def _pong_with_null(server_ts: int, client_ts: int | None, req_id: str | None) -> bytes:

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from streamgate.client.http import HttpClient
 from streamgate.server.app import Gateway
 
-from schemas import check_http
 from support import base_url, publish_ok, running_gateway, trade_event
+from support.schemas import check_http
 
 
 class Api:

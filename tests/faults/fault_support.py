@@ -1,7 +1,7 @@
 """The fault suite's traffic: resuming clients and producers, on gateways of its own.
 
 The processes (gateways, a Redis of the suite's own) and the bounded waits come from
-``tests/cluster_support.py``, which the multi-node tests share.
+``tests/support/cluster.py``, which the multi-node tests share.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from cluster_support import WAIT, Node, Procs, gateway_env
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from streamgate.client.http import HttpClient
 
 from support import UNIT
+from support.cluster import WAIT, Node, Procs, gateway_env
 
 PRODUCER_KEY = "fault-producer-key"
 AUTH = {"authorization": f"Bearer {PRODUCER_KEY}"}

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from cluster_support import WAIT, Procs, until
 from fault_support import (
     AUTH,
     Producer,
@@ -30,6 +29,7 @@ from fault_support import (
 )
 
 from support import UNIT
+from support.cluster import WAIT, Procs, until
 
 pytestmark = pytest.mark.faults
 

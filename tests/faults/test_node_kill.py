@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from cluster_support import WAIT, Procs, until
 from fault_support import (
     Producer,
     Resumer,
@@ -23,7 +22,9 @@ from fault_support import (
     lost_and_duplicated,
     new_prefix,
 )
-from redis_support import REDIS_URL, delete_prefix, ensure_redis
+
+from support.cluster import WAIT, Procs, until
+from support.redis_server import REDIS_URL, delete_prefix, ensure_redis
 
 pytestmark = [pytest.mark.faults, pytest.mark.redis]
 

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from cluster_support import WAIT, OwnRedis, Procs, until
 from fault_support import (
     Producer,
     Resumer,
@@ -27,6 +26,8 @@ from fault_support import (
 )
 
 from streamgate.client.http import HttpClient
+
+from support.cluster import WAIT, OwnRedis, Procs, until
 
 pytestmark = [pytest.mark.faults, pytest.mark.redis]
 

@@ -26,13 +26,13 @@ from typing import Any
 
 import orjson
 import pytest
-from cluster_support import free_port
 
 from streamgate.client.http import HttpClient
 from streamgate.server.app import Gateway
 
 from support import PRODUCER_KEY, UNIT, notice, running_gateway
-from webhook_receiver import Receiver
+from support.cluster import free_port
+from support.webhook_receiver import Receiver
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 

@@ -23,7 +23,6 @@ from typing import Any
 
 import orjson
 import pytest
-from redis_support import REDIS_URL, delete_prefix, ensure_redis
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
@@ -31,6 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from streamgate.client.http import HttpClient
 
 from support import PRODUCER_KEY, UNIT, open_ws, running_gateway
+from support.redis_server import REDIS_URL, delete_prefix, ensure_redis
 
 MARKET = "0xstress"
 TOPIC = f"orderbook/{MARKET}"

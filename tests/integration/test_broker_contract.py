@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from redis_support import REDIS_URL, delete_prefix, ensure_redis
 
 from streamgate.brokers.base import Broker, BrokerHandler, IdempotencyStore, Outgoing
 from streamgate.brokers.idempotency_memory import MemoryIdempotency
@@ -27,6 +26,8 @@ from streamgate.brokers.memory import MemoryBroker
 from streamgate.brokers.redis import RedisBroker
 from streamgate.core.publication import Publication, StreamPosition
 from streamgate.errors import BookRefused, BrokerUnavailable
+
+from support.redis_server import REDIS_URL, delete_prefix, ensure_redis
 
 T0 = 1_700_000_000_000
 SIZE = 5

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 
 import pytest
 from redis.asyncio import Redis
-from redis_support import REDIS_URL, delete_prefix, ensure_redis
 
 from streamgate.brokers.presence import Presence
 from streamgate.brokers.presence_memory import MemoryPresence
 from streamgate.brokers.presence_redis import RedisPresence
 from streamgate.errors import BrokerUnavailable
+
+from support.redis_server import REDIS_URL, delete_prefix, ensure_redis
 
 GROUP = "push:acme:"
 ALICE = "push:acme:alice"

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 
 import pytest
 from redis.asyncio import Redis
-from redis_support import REDIS_URL, delete_prefix, ensure_redis
 
 from streamgate.brokers.backends import open_backends
 from streamgate.config import Config
 from streamgate.core.publication import Publication, StreamPosition
 
 from support import UNIT
+from support.redis_server import REDIS_URL, delete_prefix, ensure_redis
 
 pytestmark = pytest.mark.redis
 

@@ -24,7 +24,6 @@ from typing import Any
 import orjson
 import pytest
 from redis.asyncio import Redis
-from redis_support import REDIS_URL, delete_prefix, ensure_redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from streamgate.brokers.base import Outgoing
@@ -33,6 +32,7 @@ from streamgate.brokers.redis import RedisBroker
 from streamgate.core.publication import Publication, StreamPosition
 
 from support import UNIT, running_gateway
+from support.redis_server import REDIS_URL, delete_prefix, ensure_redis
 
 T0 = 1_700_000_000_000
 TTL = 60.0

@@ -1,6 +1,6 @@
 """The PostgreSQL webhook outbox with several processes, broken connections and migrations.
 
-The behaviour shared with SQLite is tested in tests/unit/test_webhook_store.py. These tests
+The behaviour shared with SQLite is tested in tests/unit/webhooks/test_store.py. These tests
 use a database of their own (``streamgate_test_<random>``, dropped after) and a schema per
 test; PostgreSQL is started with the machine's command when it is not answering.
 """

@@ -13,7 +13,7 @@ from streamgate.client.http import HttpClient
 from streamgate.server.app import Gateway
 
 from support import UNIT, publish_ok, running_gateway
-from webhook_receiver import Receiver
+from support.webhook_receiver import Receiver
 
 FAST = "0.05,0.05,0.05,0.05,0.05,0.05,0.05,0.05,0.05,0.05"
 

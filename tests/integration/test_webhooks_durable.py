@@ -18,7 +18,7 @@ from streamgate.auth.apikeys import ApiKeyStore
 from streamgate.client.http import HttpClient
 
 from support import UNIT
-from webhook_receiver import Receiver
+from support.webhook_receiver import Receiver
 
 KEY = "test-producer-key"
 

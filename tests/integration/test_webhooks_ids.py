@@ -19,14 +19,14 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from redis_support import delete_prefix
 
 from streamgate.client.http import HttpResult
 from streamgate.server.app import Gateway
 from streamgate.webhooks.signing import keyed_message_id
 
 from support import UNIT, notice, publish, publish_ok, running_gateway
-from webhook_receiver import Receiver
+from support.redis_server import delete_prefix
+from support.webhook_receiver import Receiver
 
 
 async def endpoint(gw: Gateway, tenant: str, url: str) -> None:

@@ -17,7 +17,7 @@ from streamgate.webhooks.sender import Dispatcher
 from streamgate.webhooks.store import OutboxMessage, SqliteWebhookStore, WebhookStore
 
 from support import UNIT
-from webhook_receiver import Receiver
+from support.webhook_receiver import Receiver
 
 LEASE = 0.6  # seconds; the slow attempt takes 2 s, the attempt timeout is 5 s
 

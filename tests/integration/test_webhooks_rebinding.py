@@ -25,7 +25,7 @@ from streamgate.webhooks.sender import Dispatcher
 from streamgate.webhooks.store import OutboxMessage, SqliteWebhookStore, WebhookStore
 
 from support import UNIT
-from webhook_receiver import Receiver
+from support.webhook_receiver import Receiver
 
 VETTED = "127.0.0.2"
 

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from cluster_support import OwnRedis, Procs
-from redis_support import delete_prefix, ensure_redis
 
 from .harness import WAIT, Cluster
+from support.cluster import OwnRedis, Procs
+from support.redis_server import delete_prefix, ensure_redis
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from cluster_support import Node, OwnRedis
-
 from streamgate.client.http import HttpClient, HttpResult
 
 from .harness import (
@@ -27,6 +25,7 @@ from .harness import (
     trade_id,
     until,
 )
+from support.cluster import Node, OwnRedis
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The multi-node tests' parts: a cluster of gateway processes, HTTP calls, events, clients.
 
-The processes themselves come from ``tests/cluster_support.py`` (shared with the fault
+The processes themselves come from ``tests/support/cluster.py`` (shared with the fault
 suite); every wait here is bounded by ``WAIT``.
 """
 
@@ -14,10 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cluster_support
 import orjson
-from cluster_support import Node, Procs, gateway_env
-from redis_support import REDIS_URL
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -26,6 +23,9 @@ from streamgate.auth.apikeys import ApiKeyStore
 from streamgate.client.http import HttpClient, HttpResult
 
 from support import UNIT
+from support import cluster as cluster_support
+from support.cluster import Node, Procs, gateway_env
+from support.redis_server import REDIS_URL
 
 PRODUCER_KEY = "cluster-producer-key"
 AUTH = {"authorization": f"Bearer {PRODUCER_KEY}"}

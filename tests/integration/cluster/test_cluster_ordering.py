@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from cluster_support import Node
 
 from streamgate.client.http import HttpClient
 
@@ -19,6 +18,7 @@ from .harness import (
     trade_id,
     until,
 )
+from support.cluster import Node
 
 pytestmark = pytest.mark.redis
 

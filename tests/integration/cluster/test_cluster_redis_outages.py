@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from cluster_support import OwnRedis
 from redis.asyncio import Redis
 
 from .follower import Followed
@@ -18,6 +17,7 @@ from .harness import (
     trade_id,
     until,
 )
+from support.cluster import OwnRedis
 
 pytestmark = pytest.mark.redis
 

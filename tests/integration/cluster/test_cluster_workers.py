@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from cluster_support import Node, listening_port
 
 from .harness import (
     WAIT,
@@ -22,6 +21,7 @@ from .harness import (
     trade_id,
     until,
 )
+from support.cluster import Node, listening_port
 
 pytestmark = pytest.mark.redis
 

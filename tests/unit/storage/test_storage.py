@@ -1,7 +1,7 @@
 """Storage plumbing: the one migration runner and the two executors, on SQLite and PostgreSQL.
 
 PostgreSQL cases (marked ``postgres``) use a schema of their own in this module's
-database (tests/pg.py starts the server when it is not answering).
+database (tests/support/postgres.py starts the server when it is not answering).
 """
 
 from __future__ import annotations

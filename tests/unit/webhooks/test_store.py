@@ -38,7 +38,7 @@ from streamgate.webhooks.store import (
 from streamgate.webhooks.store_postgres import PostgresWebhookStore
 
 NOW = 1_700_000_000.0
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class Clock:

@@ -1,6 +1,6 @@
 """The webhook Dispatcher (streamgate/webhooks/sender.py) against a real receiver.
 
-Real HTTP to a receiver on 127.0.0.1 (tests/webhook_receiver.py) and a real SQLite
+Real HTTP to a receiver on 127.0.0.1 (tests/support/webhook_receiver.py) and a real SQLite
 outbox in ``tmp_path``; the clock is the test's own, so a retry falls due when the test
 moves it, never by waiting. Signatures are checked by recomputing them here, from the
 Standard Webhooks rule, not with the gateway's signing module.
@@ -24,7 +24,7 @@ from streamgate.webhooks.signing import new_message_id, new_secret
 from streamgate.webhooks.store import open_store
 
 from support import UNIT
-from webhook_receiver import Receiver
+from support.webhook_receiver import Receiver
 
 NOW = 1_700_000_000.0
 TENANT = "acme"

@@ -1,4 +1,10 @@
-"""Test helpers: a gateway on 127.0.0.1:0, raw and library WebSocket clients, time unit."""
+"""Test helpers: a gateway on 127.0.0.1:0, raw and library WebSocket clients, time unit.
+
+The package holds every shared test helper: ``events`` (sample events), ``redis_server``
+and ``postgres`` (servers started when not answering, prefixes and databases of a test's
+own), ``cluster`` (gateway processes), ``webhook_receiver``, ``schemas`` (the contract
+hook).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +27,13 @@ from streamgate.client.http import HttpClient, HttpResult
 from streamgate.config import load_config
 from streamgate.server.app import Gateway
 
-import schemas
+from support import schemas
+
+# Sample events, re-exported: tests take them from ``support`` as before.
+from support.events import delta_event as delta_event
+from support.events import notice as notice
+from support.events import snapshot_event as snapshot_event
+from support.events import trade_event as trade_event
 
 # One time unit for waits in tests; scale it up on a slow machine.
 UNIT = float(os.environ.get("STREAMGATE_TEST_TIME_UNIT", "1.0"))
@@ -111,29 +123,6 @@ async def subscribe(
     return ack
 
 
-def trade_event(market: str, seq: int, **extra: Any) -> dict[str, Any]:
-    trade = {"id": f"t{seq}", "side": "buy", "price": 100 + seq, "size": 1, "seq": seq}
-    return {"topic": f"trade/{market}", "data": {"seq": seq, "trades": [trade]}, **extra}
-
-
-def snapshot_event(
-    market: str, seq: int, asks: list[list[int]], bids: list[list[int]]
-) -> dict[str, Any]:
-    return {
-        "topic": f"orderbook/{market}",
-        "data": {"type": "orderbook_snapshot", "seq": seq, "asks": asks, "bids": bids},
-    }
-
-
-def delta_event(
-    market: str, seq: int, asks: list[list[int]], bids: list[list[int]]
-) -> dict[str, Any]:
-    return {
-        "topic": f"orderbook/{market}",
-        "data": {"type": "orderbook_delta", "seq": seq, "asks": asks, "bids": bids},
-    }
-
-
 class RawClient:
     """A WebSocket client that reads only when told to (slow and dead peers).
 
@@ -201,15 +190,3 @@ class RawClient:
 
     def close(self) -> None:
         self.writer.transport.abort()
-
-
-def notice(tenant: str, sub_user: str | None, message: str) -> dict[str, Any]:
-    """A push ``system.notice``: to one sub-user, or with ``None`` tenant-wide."""
-    event: dict[str, Any] = {
-        "event": "system.notice",
-        "tenant": tenant,
-        "data": {"severity": "info", "message": message},
-    }
-    if sub_user is not None:
-        event["sub_user"] = sub_user
-    return event

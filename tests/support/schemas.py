@@ -9,7 +9,7 @@ documents, ``$ref``s resolved by ``referencing``; each is compiled once per sess
 - :func:`check_http`: a request body (checked only when the gateway accepted it: tests send
   bad ones on purpose) and the response body of a documented operation, by status.
 
-The test hooks (``tests/conftest.py``, ``tests/support.py``) call :func:`frame_received`
+The test hooks (``tests/conftest.py``, ``tests/support/__init__.py``) call :func:`frame_received`
 and :func:`publish_checked`, which collect problems in :data:`VIOLATIONS`; conftest fails
 the test that caused them.
 """
