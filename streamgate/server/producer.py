@@ -19,21 +19,11 @@ import time
 
 from streamgate.errors import BrokerUnavailable, NodeDraining, OutboxUnavailable, ProducerRefusal
 from streamgate.publisher import Publisher
+from streamgate.server.auth import bearer_token
+from streamgate.server.errors import PRODUCER_UNAUTHORIZED, producer_error
 from streamgate.server.http import HttpRequest, HttpResponse, json_response
 
 __all__ = ["PublishEndpoint"]
-
-
-def _unavailable(message: str) -> HttpResponse:
-    error = {"code": "UNAVAILABLE", "message": message, "index": None, "field": None}
-    return json_response(503, {"error": error}, headers=[("retry-after", "1")])
-
-
-def _refusal(exc: ProducerRefusal) -> HttpResponse:
-    error: dict[str, object] = {"code": exc.code, "message": exc.detail}
-    error["index"] = exc.index
-    error["field"] = exc.field
-    return json_response(exc.status, {"error": error})
 
 
 class PublishEndpoint:
@@ -44,30 +34,14 @@ class PublishEndpoint:
         self._publisher = publisher
 
     def authorized(self, request: HttpRequest) -> bool:
-        header = request.header("authorization") or ""
-        scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._key)
+        token = bearer_token(request)
+        return token is not None and hmac.compare_digest(token.encode(), self._key)
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
         if not self.authorized(request):
-            return json_response(
-                401,
-                {
-                    "error": {
-                        "code": "UNAUTHORIZED",
-                        "message": "a valid producer key is required",
-                        "index": None,
-                        "field": None,
-                    }
-                },
-                headers=[("www-authenticate", "Bearer")],
-            )
+            return producer_error(PRODUCER_UNAUTHORIZED)
         try:
             result = await self._publisher.publish(request.body, now_ms=time.time_ns() // 1_000_000)
-        except ProducerRefusal as exc:
-            return _refusal(exc)
-        except (OutboxUnavailable, NodeDraining) as exc:
-            return _unavailable(str(exc))
-        except BrokerUnavailable as exc:
-            return _unavailable(str(exc) or "broker unavailable")
+        except (ProducerRefusal, BrokerUnavailable, OutboxUnavailable, NodeDraining) as exc:
+            return producer_error(exc)
         return json_response(200, {"accepted": result.accepted, "duplicates": result.duplicates})
