@@ -26,8 +26,9 @@ and normalized to the table's key order. A push :class:`ProducerEvent` has:
 - ``channel``: :func:`~streamgate.core.channels.push_channel` ``(tenant, sub_user)``; for
   a ``system.notice`` without ``sub_user``, :func:`~streamgate.core.channels.push_tenant_prefix`
   ``(tenant)`` instead (:func:`~streamgate.core.channels.is_push_tenant_wide` tells it):
-  the server must expand it into one push channel per connected sub-user of the tenant
-  (``Hub.channels_with_prefix(channel)``) before publishing, never publish it as it is;
+  the publisher (:mod:`streamgate.publisher`) expands it into one push channel per
+  connected sub-user of the tenant (through the cluster-wide presence) before publishing,
+  never publishes it as it is;
 - ``data``: ``{"event": <event name>, "data": <normalized data>}``, which the push
   encoder turns into the client frame ``{"event", "data", "ts"}``.
 
