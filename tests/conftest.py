@@ -26,7 +26,7 @@ def _frames_checked() -> Iterator[None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """Fail a test whose frames or publish requests broke the documents (tests/support/schemas.py)."""
+    """Fail a test whose frames or publish requests broke the documents (support/schemas.py)."""
     schemas.VIOLATIONS.clear()
     try:
         result = yield
