@@ -164,7 +164,7 @@ async def test_private_topics_need_auth_and_refusals_keep_the_socket(gw: Gateway
 async def test_bearer_expiry_while_connected_then_reauth_on_the_same_socket(
     tmp_path: Path,
 ) -> None:
-    async with running_gateway(tmp_path, bearer_ttl=1.0, jwt_leeway=0.0) as gw:
+    async with running_gateway(tmp_path, bearer_ttl=2.0, jwt_leeway=0.0) as gw:
         wallet = Wallet()
         async with open_ws(gw, "/ws/private") as ws:
             assert (await auth(ws, await bearer(gw, wallet)))["success"] is True

@@ -212,5 +212,15 @@ class Followed:
                 bool(t and o) and trade_id(t[-1]) == last_trade and o[-1]["data"]["seq"] == last_seq
             )
 
-        await until(caught_up, "the last trade and delta on a")
+        def state() -> str:
+            t, o = follower.of(self.trades), follower.of(self.book)
+            return (
+                f"the last trade and delta on a: want trade {last_trade} and seq {last_seq}, "
+                f"have trade {trade_id(t[-1]) if t else None} and seq "
+                f"{o[-1]['data']['seq'] if o else None} ({o[-1]['data']['type'] if o else ''}); "
+                f"closes {follower.closes}, recovered {follower.recovered}, "
+                f"producer statuses {producer.statuses[-6:]}"
+            )
+
+        await until(caught_up, state)
         await follower.finish()

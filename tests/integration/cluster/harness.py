@@ -32,7 +32,9 @@ AUTH = {"authorization": f"Bearer {PRODUCER_KEY}"}
 WAIT = 15.0 * UNIT  # seconds any bounded wait may take before the test fails
 
 
-async def until(check: Callable[[], bool], what: str, within: float = WAIT) -> None:
+async def until(
+    check: Callable[[], bool], what: str | Callable[[], str], within: float = WAIT
+) -> None:
     """Poll ``check`` until it holds, for at most ``within`` seconds."""
     await cluster_support.until(check, what, within)
 
