@@ -11,6 +11,7 @@ from websockets.asyncio.client import ClientConnection
 from streamgate.server.app import Gateway
 
 from support import running_gateway, schemas
+from support.cluster import Procs
 from support.postgres import fresh_database, fresh_schema
 from support.webhook_receiver import Receiver
 
@@ -92,3 +93,13 @@ async def receiver() -> AsyncIterator[Receiver]:
 async def gw(tmp_path: Path) -> AsyncIterator[Gateway]:
     async with running_gateway(tmp_path) as gateway:
         yield gateway
+
+
+@pytest.fixture
+async def procs(tmp_path: Path) -> AsyncIterator[Procs]:
+    """Gateway and Redis processes of one test (cluster and fault tests); all stopped after."""
+    started = Procs(tmp_path)
+    try:
+        yield started
+    finally:
+        await started.stop_all()

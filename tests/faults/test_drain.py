@@ -13,8 +13,6 @@ import asyncio
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import orjson
 import pytest
@@ -38,15 +36,6 @@ TOPICS = [f"trade/0xd{i}" for i in range(2)]
 BATCH = 2
 PRODUCERS = 8  # publishes in flight when the signal comes
 DRAIN = 3.0  # the gateway's drain_timeout
-
-
-@pytest.fixture
-async def procs(tmp_path: Path) -> AsyncIterator[Procs]:
-    started = Procs(tmp_path)
-    try:
-        yield started
-    finally:
-        await started.stop_all()
 
 
 async def test_sigterm_under_load_delivers_what_it_accepted(procs: Procs) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from fault_support import (
@@ -31,15 +29,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.redis]
 CLIENTS = 8
 TOPICS = [f"trade/0xk{i}" for i in range(2)]
 BATCH = 2  # events per publish; the producers still go as fast as the nodes answer
-
-
-@pytest.fixture
-async def procs(tmp_path: Path) -> AsyncIterator[Procs]:
-    started = Procs(tmp_path)
-    try:
-        yield started
-    finally:
-        await started.stop_all()
 
 
 async def test_kill_9_of_a_node_loses_nothing_for_resuming_clients(procs: Procs) -> None:

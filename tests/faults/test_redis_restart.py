@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from fault_support import (
@@ -34,15 +32,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.redis]
 CLIENTS = 8
 TOPICS = [f"trade/0xr{i}" for i in range(2)]
 BATCH = 2
-
-
-@pytest.fixture
-async def procs(tmp_path: Path) -> AsyncIterator[Procs]:
-    started = Procs(tmp_path)
-    try:
-        yield started
-    finally:
-        await started.stop_all()
 
 
 async def ready(url: str) -> int:

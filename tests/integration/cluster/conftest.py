@@ -14,15 +14,6 @@ from support.redis_server import delete_prefix, ensure_redis
 
 
 @pytest.fixture
-async def procs(tmp_path: Path) -> AsyncIterator[Procs]:
-    started = Procs(tmp_path)
-    try:
-        yield started
-    finally:
-        await started.stop_all()
-
-
-@pytest.fixture
 async def cluster(procs: Procs, tmp_path: Path) -> AsyncIterator[Cluster]:
     await ensure_redis()
     c = Cluster(procs, tmp_path / "data", prefix=f"sgtest-{secrets.token_hex(6)}:")
