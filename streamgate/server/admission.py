@@ -7,7 +7,8 @@ once: the listener keeps accepting, so one address holding its cap never starves
 
 The total cap defaults to the open-file limit less a reserve for the gateway's own files
 (databases, broker and webhook connections, logs); :func:`raise_open_file_limit` first
-raises the soft limit to the hard one, as nginx (``worker_rlimit_nofile``) and HAProxy do.
+raises the limit (the hard one too, when the process may), as nginx
+(``worker_rlimit_nofile``) and HAProxy do.
 """
 
 from __future__ import annotations
@@ -29,16 +30,48 @@ MIN_RESERVED_FILES: Final = 128  # files kept for the gateway's own use, at leas
 UNLIMITED_FILES: Final = 1 << 20  # what an RLIM_INFINITY limit counts as
 
 
-def raise_open_file_limit() -> int:
-    """Raise RLIMIT_NOFILE's soft limit to its hard limit; return the soft limit now."""
+def raise_open_file_limit(want: int | None = None) -> int:
+    """Raise RLIMIT_NOFILE toward ``want``; return the soft limit now.
+
+    ``want`` defaults to the kernel's ``fs.nr_open`` (at most :data:`UNLIMITED_FILES`).
+    Both limits are raised to it when the process may (root, or ``CAP_SYS_RESOURCE``);
+    otherwise the soft limit is raised to the hard one and the log says how to raise
+    the hard limit (a node holding 100,000 sockets needs more than the usual 1,024 or
+    65,536).
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard and soft != resource.RLIM_INFINITY:
+    if soft == resource.RLIM_INFINITY:
+        return UNLIMITED_FILES
+    if want is None:
+        want = _kernel_file_cap()
+    if hard != resource.RLIM_INFINITY and hard < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return want
+        except (ValueError, OSError):
+            log.info(
+                "= open files: the hard limit is %d (raise it with `ulimit -Hn %d` or "
+                "systemd's LimitNOFILE=%d for more connections)",
+                hard,
+                want,
+                want,
+            )
+    if soft != hard:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
             soft = hard
         except (ValueError, OSError) as exc:
             log.warning("! cannot raise the open-file limit from %d to %d: %s", soft, hard, exc)
     return UNLIMITED_FILES if soft == resource.RLIM_INFINITY else soft
+
+
+def _kernel_file_cap() -> int:
+    """The most files one process may be allowed (``fs.nr_open``), within UNLIMITED_FILES."""
+    try:
+        with open("/proc/sys/fs/nr_open", encoding="ascii") as f:
+            return min(int(f.read()), UNLIMITED_FILES)
+    except (OSError, ValueError):
+        return UNLIMITED_FILES
 
 
 def connection_cap(configured: int, open_files: int) -> int:

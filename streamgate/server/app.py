@@ -190,7 +190,7 @@ class Gateway:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._flusher = Flusher(loop)
+        self._flusher = Flusher(loop, write_delay=self.config.write_delay)
         await self.broker.start(self.hub)
         await self.presence.start()
         self.sockets.start()

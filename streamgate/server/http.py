@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections import deque
 from collections.abc import Callable
 from typing import cast
@@ -121,7 +122,8 @@ class HttpConnection(asyncio.Protocol):
         self._transport = transport
         self._loop = asyncio.get_running_loop()
         peer = transport.get_extra_info("peername")
-        self._client = peer[0] if isinstance(peer, tuple) else ""
+        # Interned: the many sockets of one address share one string (issue 14).
+        self._client = sys.intern(peer[0]) if isinstance(peer, tuple) else ""
         if self._admission is not None:
             refused = self._admission.admit(self._client)
             if refused is not None:

@@ -163,6 +163,8 @@ class StreamHandler:
             self.conn.close(*close.STREAM_FAILED)
         finally:
             self._task = None
+            if not inbox:
+                self._inbox = None  # an idle connection holds no deque (~760 B; issue 14)
 
     async def _subscribe(self, cmd: sp.Subscribe) -> None:
         admitted = self.session.admit(cmd, time.monotonic())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import resource
 
+import pytest
+
 from streamgate.server.admission import (
     MIN_RESERVED_FILES,
     ConnectionLimits,
@@ -56,8 +58,32 @@ def test_the_soft_file_limit_is_raised_to_the_hard_one() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 256), hard))
     try:
-        now = raise_open_file_limit()
+        # ``want`` at the hard limit: nothing above it is asked for.
+        now = raise_open_file_limit(want=hard)
         assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
         assert now == (hard if hard != resource.RLIM_INFINITY else 1 << 20)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_privileged_process_raises_its_hard_file_limit_too() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("the hard open-file limit is already infinite")
+    want = hard + 1_000
+    try:
+        now = raise_open_file_limit(want=want)
+        raised = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if _may_raise_hard_limits():
+            assert now == want and raised == (want, want)
+        else:  # not allowed: the soft limit goes to the hard one, no further
+            assert now == hard and raised == (hard, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _may_raise_hard_limits() -> bool:
+    """True with CAP_SYS_RESOURCE (bit 24 of the effective capabilities)."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        caps = next(line for line in f if line.startswith("CapEff:"))
+    return bool(int(caps.split()[1], 16) >> 24 & 1)
