@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from websockets.datastructures import Headers
@@ -31,6 +33,8 @@ from websockets.typing import Subprotocol
 
 from streamgate.hub.hub import Encoder
 from streamgate.hub.queue import WriteQueue
+from streamgate.observability.ring import Ring
+from streamgate.observability.stats import FlushStats
 from streamgate.protocol import close
 from streamgate.server.admission import ConnectionLimits
 from streamgate.server.messages import HttpRequest
@@ -38,6 +42,7 @@ from streamgate.server.messages import HttpRequest
 __all__ = [
     "Flusher",
     "MessageHandler",
+    "SlowConsumerCut",
     "WsConnection",
     "WsRegistry",
     "frame_text",
@@ -73,14 +78,19 @@ class MessageHandler(Protocol):
 
 
 class Flusher:
-    """Writes every connection that queued something, once per loop turn."""
+    """Writes every connection that queued something, once per loop turn.
 
-    __slots__ = ("_dirty", "_loop", "_scheduled")
+    Once per pass (never per connection) it feeds ``stats``: one connection's queued
+    bytes, and the lag of the oldest publication the fan-out queued since the last pass.
+    """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    __slots__ = ("_dirty", "_loop", "_scheduled", "stats")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, stats: FlushStats | None = None) -> None:
         self._loop = loop
         self._dirty: list[WsConnection] = []
         self._scheduled = False
+        self.stats = stats if stats is not None else FlushStats()
 
     def mark(self, conn: WsConnection) -> None:
         self._dirty.append(conn)
@@ -91,8 +101,25 @@ class Flusher:
     def _run(self) -> None:
         self._scheduled = False
         dirty, self._dirty = self._dirty, []
+        stats = self.stats
+        stats.passes += 1
+        if dirty:
+            stats.queued.observe(dirty[stats.passes % len(dirty)].queue.size)
         for conn in dirty:
             conn.flush()
+        if stats.oldest_ms:
+            stats.lag.observe(max(0.0, time.time() - stats.oldest_ms / 1000))
+            stats.oldest_ms = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SlowConsumerCut:
+    """One connection cut with 4009 (kept in :attr:`WsRegistry.cuts`)."""
+
+    at: float  # wall time
+    endpoint: str
+    queued_bytes: int
+    client: str
 
 
 class WsRegistry:
@@ -118,6 +145,14 @@ class WsRegistry:
         self.close_timeout = close_timeout
         self.opened = 0
         self.slow_consumers = 0
+        # Figures for the scrape (server/metrics.py), all bounded: by endpoint kind and
+        # close code; written_* hold the connections already closed (open ones add theirs).
+        self.opened_by: Counter[str] = Counter()
+        self.closed_by: Counter[tuple[str, int]] = Counter()
+        self.written_bytes: Counter[str] = Counter()
+        self.written_messages: Counter[str] = Counter()
+        self.cuts: Ring[SlowConsumerCut] = Ring(50)
+        self.cut_by: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -155,6 +190,8 @@ class WsConnection(asyncio.Protocol):
         "pong_deadline",
         "queue",
         "registry",
+        "sent_bytes",
+        "sent_messages",
         "transport",
         "ws",
     )
@@ -186,9 +223,12 @@ class WsConnection(asyncio.Protocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self.next_ping = time.monotonic() + registry.interval
         self.pong_deadline = 0.0
+        self.sent_bytes = 0
+        self.sent_messages = 0  # queued chunks written: a batch of one channel counts once
         transport.set_write_buffer_limits(high=TRANSPORT_HIGH_WATER)
         registry.conns.add(self)
         registry.opened += 1
+        registry.opened_by[kind] += 1
 
     # -- outbound ---------------------------------------------------------------------
 
@@ -199,7 +239,7 @@ class WsConnection(asyncio.Protocol):
         queue = self.queue
         was_empty = not queue
         if not queue.put(data):
-            self.registry.slow_consumers += 1
+            self._cut(queue.size)
             self.close(*close.SLOW_CONSUMER, discard=True)
             # It does not read: nor do we, unless its socket drains (resume_writing),
             # so that it cannot make us buffer more; close_timeout ends it otherwise.
@@ -208,6 +248,18 @@ class WsConnection(asyncio.Protocol):
         if was_empty and not self._paused:
             self.flusher.mark(self)
 
+    def _cut(self, queued: int) -> None:
+        registry = self.registry
+        registry.slow_consumers += 1
+        registry.cut_by[self.kind] += 1
+        registry.cuts.add(SlowConsumerCut(time.time(), self.kind, queued, self.client))
+        log.warning(
+            "! slow consumer cut (4009): %s socket from %s, %d bytes queued",
+            self.kind,
+            self.client or "?",
+            queued,
+        )
+
     def send(self, payload: bytes) -> None:
         """Queue one JSON text message (a reply), in order with the events."""
         self.enqueue(frame_text(payload))
@@ -215,9 +267,13 @@ class WsConnection(asyncio.Protocol):
     def flush(self) -> None:
         if self._paused or self.closing:
             return
-        data = self.queue.drain()
+        queue = self.queue
+        chunks = len(queue)
+        data = queue.drain()
         if data:
             self.transport.write(data)
+            self.sent_bytes += len(data)
+            self.sent_messages += chunks
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -359,11 +415,24 @@ class WsConnection(asyncio.Protocol):
             handler.closed()
         self.queue.clear()
 
+    def _close_code(self) -> int:
+        """The close code of whichever side closed first; 1006 when no close frame came."""
+        ws = self.ws
+        if ws.close_rcvd is not None and (ws.close_sent is None or ws.close_rcvd_then_sent):
+            return ws.close_rcvd.code
+        if ws.close_sent is not None:
+            return ws.close_sent.code
+        return 1006
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self.ws.parser.close()  # break the parser's reference cycle: refcounting frees it
         registry = self.registry
         registry.conns.discard(self)
+        registry.closed_by[self.kind, self._close_code()] += 1
+        registry.written_bytes[self.kind] += self.sent_bytes
+        registry.written_messages[self.kind] += self.sent_messages
+        self.sent_bytes = self.sent_messages = 0
         if registry.limits is not None:
             registry.limits.release(self.client)
         if self._close_timer is not None:
