@@ -4,3 +4,5 @@ Nothing here imports another streamgate package, so every layer (hub, brokers,
 webhooks, server) can keep its figures in these types; ``server/metrics.py`` turns them
 into Prometheus series when scraped.
 """
+
+__all__: list[str] = []
