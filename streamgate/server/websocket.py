@@ -429,7 +429,9 @@ class WsConnection(asyncio.Protocol):
         self.ws.parser.close()  # break the parser's reference cycle: refcounting frees it
         registry = self.registry
         registry.conns.discard(self)
-        registry.closed_by[self.kind, self._close_code()] += 1
+        code = self._close_code()
+        registry.closed_by[self.kind, code] += 1
+        log.debug("= %s socket from %s closed: %d", self.kind, self.client or "?", code)
         registry.written_bytes[self.kind] += self.sent_bytes
         registry.written_messages[self.kind] += self.sent_messages
         self.sent_bytes = self.sent_messages = 0

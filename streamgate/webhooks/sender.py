@@ -235,6 +235,13 @@ class Dispatcher:
             error, result = f"{type(exc).__name__}: {exc}", "connection_error"
         latency = (time.monotonic() - started) * 1000
         self._count(endpoint, result, latency / 1000, error)
+        log.debug(
+            "= webhook %s to endpoint %s: %s in %.0f ms",
+            delivery.message_id,
+            endpoint.id,
+            result,
+            latency,
+        )
         now = self.clock()
         attempt = Attempt(
             delivery.id, delivery.message_id, endpoint.id, now, status, latency, error
