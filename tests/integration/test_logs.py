@@ -25,6 +25,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from streamgate.client.http import HttpClient
 
@@ -92,11 +93,8 @@ async def traffic(url: str, api_key: str, receiver: Receiver) -> list[str]:
         handed.append(ticket)
         async with connect(f"{ws_base}/ws?token={ticket}", ping_interval=None) as ws:
             assert (await recv_json(ws))["event"] == "connected"
-        async with connect(
-            f"{ws_base}/ws",
-            subprotocols=[f"bearer.{ticket}"],
-            ping_interval=None,  # type: ignore[list-item]
-        ) as ws:
+        protocols = [Subprotocol(f"bearer.{ticket}")]
+        async with connect(f"{ws_base}/ws", subprotocols=protocols, ping_interval=None) as ws:
             assert (await recv_json(ws))["event"] == "connected"
         async with connect(f"{ws_base}/ws?token={ticket}x", ping_interval=None) as ws:
             await ws.wait_closed()

@@ -24,8 +24,16 @@ class Scrape:
         return self.samples.get((name, frozenset(labels.items())), default)
 
     def names(self) -> set[str]:
-        """Every sample name exported, and every family name (even one with no sample)."""
-        return {name for name, _ in self.samples} | set(self.families)
+        """Every sample name exported, and the sample names of every family announced
+        (``# TYPE``) even when it has no sample yet: a counter's ``_total``, a
+        histogram's ``_bucket``, ``_sum`` and ``_count``."""
+        names = {name for name, _ in self.samples} | set(self.families)
+        for family, kind in self.families.items():
+            if kind == "counter":
+                names.add(f"{family}_total")
+            elif kind == "histogram":
+                names.update(f"{family}{suffix}" for suffix in ("_bucket", "_sum", "_count"))
+        return names
 
 
 def parse(text: str) -> Scrape:
