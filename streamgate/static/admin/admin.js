@@ -65,7 +65,7 @@ function render(doc) {
     (f) => [[`${f.endpoint_id} ${f.target}`], [f.tenant], [f.failures, "num"], [f.last_error]],
     "none failing");
   fillRows($("#cuts"), doc.slow_consumers.recent,
-    (c) => [[time(c.at)], [c.endpoint], [c.queued_bytes, "num"], [c.client]], "none");
+    (c) => [[time(c.at), "nowrap"], [c.endpoint], [c.queued_bytes, "num"], [c.client, "nowrap"]], "none");
 }
 
 let timer = null;
@@ -91,7 +91,7 @@ async function poll() {
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     render(await response.json());
     $("#key-error").textContent = "";
-    setStatus("live", "live");
+    setStatus("open", "live");
   } catch {
     setStatus("down", "unreachable");
   }
