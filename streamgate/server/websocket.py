@@ -224,7 +224,8 @@ class WsConnection(asyncio.Protocol):
         self.next_ping = time.monotonic() + registry.interval
         self.pong_deadline = 0.0
         self.sent_bytes = 0
-        self.sent_messages = 0  # queued chunks written: a batch of one channel counts once
+        # Messages queued and not dropped unwritten (one reply, or one channel's batch).
+        self.sent_messages = 0
         transport.set_write_buffer_limits(high=TRANSPORT_HIGH_WATER)
         registry.conns.add(self)
         registry.opened += 1
@@ -245,6 +246,7 @@ class WsConnection(asyncio.Protocol):
             # so that it cannot make us buffer more; close_timeout ends it otherwise.
             self.transport.pause_reading()
             return
+        self.sent_messages += 1
         if was_empty and not self._paused:
             self.flusher.mark(self)
 
@@ -267,13 +269,10 @@ class WsConnection(asyncio.Protocol):
     def flush(self) -> None:
         if self._paused or self.closing:
             return
-        queue = self.queue
-        chunks = len(queue)
-        data = queue.drain()
+        data = self.queue.drain()
         if data:
             self.transport.write(data)
             self.sent_bytes += len(data)
-            self.sent_messages += chunks
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -378,7 +377,7 @@ class WsConnection(asyncio.Protocol):
         if self.closing:
             return
         if discard:
-            self.queue.clear()
+            self._discard()
         else:
             self._paused = False
             self.flush()
@@ -413,6 +412,11 @@ class WsConnection(asyncio.Protocol):
         handler, self.handler = self.handler, None
         if handler is not None:
             handler.closed()
+        self._discard()
+
+    def _discard(self) -> None:
+        """Drop what is queued (never written: not counted as sent)."""
+        self.sent_messages -= len(self.queue)
         self.queue.clear()
 
     def _close_code(self) -> int:
@@ -432,14 +436,15 @@ class WsConnection(asyncio.Protocol):
         code = self._close_code()
         registry.closed_by[self.kind, code] += 1
         log.debug("= %s socket from %s closed: %d", self.kind, self.client or "?", code)
-        registry.written_bytes[self.kind] += self.sent_bytes
-        registry.written_messages[self.kind] += self.sent_messages
-        self.sent_bytes = self.sent_messages = 0
         if registry.limits is not None:
             registry.limits.release(self.client)
         if self._close_timer is not None:
             self._close_timer.cancel()
         self._release()
+        # Folded into the registry's totals once nothing queued is left to drop.
+        registry.written_bytes[self.kind] += self.sent_bytes
+        registry.written_messages[self.kind] += self.sent_messages
+        self.sent_bytes = self.sent_messages = 0
 
 
 def handshake(
