@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 from pathlib import Path
@@ -96,8 +97,9 @@ def histogram_seen(s: Scrape, name: str, at_least: int) -> float:
 
 
 async def test_metrics_answer_the_operators_questions(
-    tmp_path: Path, procs: Procs, receiver: Receiver
+    tmp_path: Path, procs: Procs, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="streamgate")
     redis = OwnRedis(procs)
     await redis.start()
     # "hang" holds its delivery (in flight); "fail" answers 500 at once.
@@ -257,6 +259,10 @@ async def test_metrics_answer_the_operators_questions(
             assert ws.close_code == 1012
         await until(lambda: len(gw.sockets.conns) == 2, "only idle and pinger open")
 
+        said = [r.getMessage() for r in caplog.records if r.name == "streamgate.broker"]
+        assert said[0] == "! redis pub/sub connection lost: not ready until it is back"
+        assert said[1].startswith("= redis pub/sub connection back after ")
+        assert said[1].endswith(f"ready; {channels} of {channels} channels lost")
         s = await scrape(base)
         assert s.value("streamgate_broker_reconnects_total") == 1
         assert s.value("streamgate_broker_lost_channels_total") == channels
