@@ -188,7 +188,6 @@ class Gateway:
             dispatcher=self.dispatcher,
             requests=self.requests,
             limits=self.limits,
-            ready=lambda: self.ready,
             ops_rate_limited=lambda: self.public.rate_limited + self.private.rate_limited,
         )
         self.collector = GatewayCollector(self.metrics)
@@ -377,6 +376,7 @@ class Gateway:
         return json_response(503, doc)
 
     async def _metrics(self, request: HttpRequest) -> HttpResponse:
+        self.metrics.ready = not await self.unready_reasons()
         self.metrics.webhooks_due = await self.webhooks_due()
         return HttpResponse(200, render(self.collector), content_type=CONTENT_TYPE_LATEST)
 

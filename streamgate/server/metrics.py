@@ -74,10 +74,11 @@ class Sources:
     dispatcher: Dispatcher
     requests: RequestStats
     limits: ConnectionLimits
-    ready: Callable[[], bool]
     # Stream refusals RATE_LIMITED (ops per second), summed over both stream endpoints.
     ops_rate_limited: Callable[[], int] = lambda: 0
-    webhooks_due: int | None = None  # read from the outbox just before each scrape
+    # Read just before each scrape: /readyz's verdict, and the outbox's due deliveries.
+    ready: bool = False
+    webhooks_due: int | None = None
 
 
 class GatewayCollector(Collector):
@@ -97,7 +98,9 @@ class GatewayCollector(Collector):
         yield from self._webhooks(s)
         yield from self._broker(s.broker)
         yield GaugeMetricFamily(
-            "streamgate_ready", "1 when the node serves (GET /readyz)", value=int(s.ready())
+            "streamgate_ready",
+            "1 when the node serves (GET /readyz answers 200)",
+            value=int(s.ready),
         )
 
     def _connections(self, sockets: WsRegistry) -> Iterator[Metric]:

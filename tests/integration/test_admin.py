@@ -23,6 +23,7 @@ from support import (
     ws_url,
 )
 from support.cluster import until
+from support.metrics import scrape
 from support.webhook_receiver import Receiver
 
 KEY = "admin-key-of-the-test"
@@ -162,6 +163,9 @@ async def test_readyz_says_why(tmp_path: Path) -> None:
             "reason": "outbox unavailable",
             "reasons": ["outbox unavailable"],
         }
+        scraped = await scrape(base_url(gw))  # the gauge says what /readyz says
+        assert scraped.value("streamgate_ready") == 0
+        assert "streamgate_webhook_deliveries_due" not in scraped.families  # cannot say
         # Draining: a peer that never answers the close keeps the drain going meanwhile.
         dead = await RawClient.connect(ws_url(gw))
         draining = asyncio.create_task(gw.drain())
