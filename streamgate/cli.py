@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sqlite3
@@ -18,6 +17,7 @@ from streamgate import __version__
 from streamgate.auth.apikeys import ApiKeyInfo, ApiKeyStore, check_tenant
 from streamgate.config import Config, load_config
 from streamgate.errors import ConfigError
+from streamgate.observability.logs import setup_logging
 from streamgate.server.workers import WORKER_ENV, Supervisor
 
 __all__ = ["main"]
@@ -143,11 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"streamgate: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    logging.getLogger("websockets").setLevel(logging.WARNING)  # one line per socket otherwise
+    setup_logging(config.log_level, config.log_format)
     if args.command == "serve":
         if config.workers > 1 and WORKER_ENV not in os.environ:
             supervisor = Supervisor(

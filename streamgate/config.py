@@ -60,7 +60,9 @@ class Config:
     redis_timeout: float = 5.0  # a Redis connect or command (any client): then 503/UNAVAILABLE
     presence_ttl: float = 15.0  # a node that stops heartbeating counts no sockets after this
     workers: int = 1  # processes serving one port (SO_REUSEPORT); >1 needs broker=redis
-    log_level: str = "INFO"
+    log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR
+    log_format: str = "text"  # "json": one JSON object per line (time, level, logger, message)
+    admin_key: str = ""  # bearer of GET /admin/api; empty: no admin view (404)
     # WebSocket liveness and shutdown
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
@@ -170,6 +172,12 @@ class Config:
             raise ConfigError(f"write_delay must be within 0..0.1 s, got {self.write_delay!r}")
         if self.hard_max_frame_bytes < self.max_frame_bytes:
             raise ConfigError("hard_max_frame_bytes must be >= max_frame_bytes")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(
+                f"log_level must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}"
+            )
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"log_format must be 'text' or 'json', got {self.log_format!r}")
         if self.broker not in ("memory", "redis"):
             raise ConfigError(f"broker must be 'memory' or 'redis', got {self.broker!r}")
         if self.worker_index < 0:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from streamgate.core.publication import Publication, StreamPosition
+from streamgate.observability.stats import BrokerStats
 
 __all__ = ["Broker", "BrokerHandler", "IdempotencyStore", "Outgoing"]
 
@@ -43,6 +44,8 @@ class BrokerHandler(Protocol):
 
 class Broker(Protocol):
     """Numbers, keeps and distributes publications."""
+
+    stats: BrokerStats  # reconnects, lost channels, pub/sub lag (read by the scrape)
 
     async def start(self, handler: BrokerHandler) -> None: ...
 

@@ -28,6 +28,7 @@ from streamgate.brokers.history import StreamHistory, idle_epoch, new_epoch
 from streamgate.core.books import check_chain
 from streamgate.core.channels import is_book_channel, market_of
 from streamgate.core.publication import Publication, StreamPosition
+from streamgate.observability.stats import BrokerStats
 
 __all__ = ["MemoryBroker"]
 
@@ -61,6 +62,7 @@ class MemoryBroker:
         # its last publish, so never within one window of its creation.
         self._window_ms = max(1, int(history_ttl * 1000))
         self.books = Books()
+        self.stats = BrokerStats()  # nothing to reconnect to: stays at zero
         self._handler: BrokerHandler | None = None
         self._sweeper: asyncio.Task[None] | None = None
 

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -79,8 +80,11 @@ from streamgate.core.books import SNAPSHOT, chain_refusal
 from streamgate.core.channels import is_book_channel, market_of
 from streamgate.core.publication import Publication, StreamPosition
 from streamgate.errors import BrokerUnavailable
+from streamgate.observability.stats import BrokerStats
 
 __all__ = ["RedisBroker"]
+
+log = logging.getLogger("streamgate.broker")
 
 # The idle epoch (streamgate.brokers.history.idle_epoch, computed in Redis on Redis's clock):
 # a hash of the dataset's random base and the current ``window``-long period.
@@ -304,6 +308,7 @@ class RedisBroker:
         self._last: dict[str, StreamPosition] = {}
         self._broken = False
         self._ready = False
+        self.stats = BrokerStats()
 
     def _keys(self, channel: str) -> tuple[str, str]:
         return f"{self._prefix}meta:{channel}", f"{self._prefix}hist:{channel}"
@@ -586,12 +591,24 @@ class RedisBroker:
             with contextlib.suppress(*UNAVAILABLE_ERRORS):
                 await self._read(pubsub, buffered)
             self._ready = False
+            stats = self.stats
+            stats.down_since = time.time()
+            log.warning("! redis pub/sub connection lost: not ready until it is back")
             self._fail_pending()
             await self._drop_pubsub()
             pubsub, buffered, lost = await self._reconnect()
             self._pubsub = pubsub
             self._broken = False
             self._ready = True
+            stats.reconnects += 1
+            stats.lost_channels += len(lost)
+            log.warning(
+                "= redis pub/sub connection back after %.1f s: ready; %d of %d channels lost",
+                time.time() - stats.down_since,
+                len(lost),
+                len(self._channels),
+            )
+            stats.down_since = None
             handler = self._handler
             if handler is not None:
                 for channel, position in lost:
@@ -695,6 +712,7 @@ class RedisBroker:
                     pubs.append(Publication(channel, offset, epoch, exact_json.loads(data), ts_ms))
             if not pubs:
                 return
+            self.stats.lag.observe(max(0.0, self._clock_ms() - ts_ms) / 1000)
             self._last[channel] = pubs[-1].position
             handler = self._handler
             if handler is not None:

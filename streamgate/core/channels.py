@@ -15,6 +15,8 @@ __all__ = [
     "MARKET_KINDS",
     "PRIVATE_KINDS",
     "PUSH_PREFIX",
+    "TOPIC_KINDS",
+    "channel_kind",
     "is_book_channel",
     "is_push_channel",
     "is_push_tenant_wide",
@@ -33,11 +35,24 @@ PRIVATE_KINDS = ("order", "fill", "position")
 _USER_PREFIX = "user:"
 BOOK_PREFIX = "orderbook/"
 PUSH_PREFIX = "push:"
+# Every value :func:`channel_kind` returns: a bounded set, fit for a metrics label.
+TOPIC_KINDS = (*MARKET_KINDS, *PRIVATE_KINDS, "push", "other")
 
 
 def market_channel(kind: str, market: str) -> str:
     """Return the channel of one market topic kind (``orderbook``, ``trade``, ``ticker``)."""
     return f"{kind}/{market}"
+
+
+def channel_kind(channel: str) -> str:
+    """Return the topic kind of a channel, one of :data:`TOPIC_KINDS` (never its name)."""
+    if channel.startswith(PUSH_PREFIX):
+        return "push"
+    if channel.startswith(_USER_PREFIX):
+        kind = channel.rsplit(":", 1)[1]
+        return kind if kind in PRIVATE_KINDS else "other"
+    kind = channel.split("/", 1)[0]
+    return kind if kind in MARKET_KINDS and "/" in channel else "other"
 
 
 def is_book_channel(channel: str) -> bool:

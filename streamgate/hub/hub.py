@@ -33,15 +33,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from streamgate.core.channels import is_book_channel
+from streamgate.core.channels import channel_kind, is_book_channel
 from streamgate.core.publication import Publication, StreamPosition
 from streamgate.errors import BrokerUnavailable
+from streamgate.observability.histogram import Histogram
+from streamgate.observability.stats import FlushStats
 
-__all__ = ["Catchup", "Encoder", "Hub", "HubStats", "Subscriber"]
+__all__ = ["Catchup", "ChannelFigures", "Encoder", "Hub", "HubStats", "Subscriber"]
 
 log = logging.getLogger("streamgate.hub")
 
@@ -103,6 +107,8 @@ class _Channel:
     last: StreamPosition | None = None
     # The last publication the broker delivered here (None: none since the channel came).
     heard: StreamPosition | None = None
+    events: int = 0  # publications delivered here since the channel came (admin view)
+    since: float = field(default_factory=time.monotonic)
 
     def empty(self) -> bool:
         return not self.live and not self.pending and not self.ahead
@@ -112,6 +118,21 @@ class _Channel:
 class HubStats:
     published: int = 0  # publications delivered to the hub by the broker
     delivered: int = 0  # publication copies handed to subscribers
+    # Seconds one deliver() spent handing a batch to its live subscribers (once per batch).
+    fanout: Histogram = field(default_factory=Histogram)
+    subscribes: Counter[str] = field(default_factory=Counter)  # by channel_kind
+    resumes: Counter[bool] = field(default_factory=Counter)  # by ``recovered``
+    flush: FlushStats = field(default_factory=FlushStats)  # oldest_ms set by the fan-out
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelFigures:
+    """One channel as the admin view shows it."""
+
+    channel: str
+    subscribers: int
+    events: int  # publications delivered on this node since ``age`` seconds
+    age: float
 
 
 class Hub:
@@ -137,16 +158,22 @@ class Hub:
         for buffered in state.pending.values():
             buffered.extend(pubs)
         state.last = state.heard = pubs[-1].position
+        state.events += len(pubs)
         live = state.live
         encoded: dict[Encoder, bytes] = {}
         if live:
-            self.stats.delivered += len(live) * len(pubs)
+            stats = self.stats
+            started = time.perf_counter()
+            stats.delivered += len(live) * len(pubs)
+            if not stats.flush.oldest_ms:
+                stats.flush.oldest_ms = pubs[0].ts_ms
             for sub in live:
                 encoder = sub.encoder
                 data = encoded.get(encoder)
                 if data is None:
                     data = encoded[encoder] = _encode_all(encoder, pubs)
                 sub.enqueue(data)
+            stats.fanout.observe(time.perf_counter() - started)
         if state.ahead:
             self._deliver_ahead(state, pubs, encoded)
 
@@ -198,6 +225,7 @@ class Hub:
         state.live.discard(sub)
         state.ahead.pop(sub, None)
         state.pending[sub] = []
+        self.stats.subscribes[channel_kind(channel)] += 1
         try:
             # Every subscriber waits until the node receives the channel (at once when it
             # already does): one that came while the first's subscription was still
@@ -209,6 +237,7 @@ class Hub:
             if since is not None:
                 replay = await self._source.history(channel, since)
                 recovered = replay is not None
+                self.stats.resumes[recovered] += 1
                 if replay is not None:
                     pubs, position = replay
             if not recovered and is_book_channel(channel):
@@ -337,6 +366,26 @@ class Hub:
     @property
     def channel_count(self) -> int:
         return len(self._channels)
+
+    def subscriptions_by_kind(self) -> Counter[str]:
+        """Subscribers on this node per :func:`~streamgate.core.channels.channel_kind`."""
+        counts: Counter[str] = Counter()
+        for channel, state in self._channels.items():
+            counts[channel_kind(channel)] += len(state.live) + len(state.pending) + len(state.ahead)
+        return counts
+
+    def channel_figures(self) -> list[ChannelFigures]:
+        """Every channel of this node with its subscribers and events (the admin view)."""
+        now = time.monotonic()
+        return [
+            ChannelFigures(
+                channel,
+                len(state.live) + len(state.pending) + len(state.ahead),
+                state.events,
+                now - state.since,
+            )
+            for channel, state in self._channels.items()
+        ]
 
     def _drop(self, channel: str, sub: Subscriber) -> None:
         state = self._channels.get(channel)

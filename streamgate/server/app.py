@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -28,6 +29,7 @@ from streamgate.protocol import close
 from streamgate.protocol.push import PUSH_PURPOSE, BadResume, parse_resume, ticket_from
 from streamgate.protocol.stream import StreamLimits
 from streamgate.publisher import MarketDirectory, Publisher
+from streamgate.server.admin import AdminView
 from streamgate.server.admission import ConnectionLimits, connection_cap, raise_open_file_limit
 from streamgate.server.auth import tenant_key_check
 from streamgate.server.authorize import authorize_endpoint
@@ -41,7 +43,7 @@ from streamgate.server.http import (
     UpgradeHandler,
     json_response,
 )
-from streamgate.server.metrics import GatewayCollector, RateSampler, render
+from streamgate.server.metrics import GatewayCollector, RateSampler, RequestStats, Sources, render
 from streamgate.server.producer import PublishEndpoint
 from streamgate.server.spec import mount_spec
 from streamgate.server.static import StaticFiles
@@ -67,6 +69,8 @@ if TYPE_CHECKING:
 __all__ = ["Gateway", "producer_key"]
 
 log = logging.getLogger("streamgate")
+
+PROBE_TIMEOUT = 1.0  # seconds /readyz and /metrics wait for the outbox database
 
 
 def producer_key(config: Config) -> str:
@@ -176,7 +180,17 @@ class Gateway:
             max_per_sub_user=config.max_sockets_per_sub_user,
         )
         self.rates = RateSampler(self.hub, self.sockets)
-        self.collector = GatewayCollector(self.hub, self.sockets, lambda: self.ready)
+        self.requests = RequestStats()
+        self.metrics = Sources(
+            hub=self.hub,
+            sockets=self.sockets,
+            broker=self.broker.stats,
+            dispatcher=self.dispatcher,
+            requests=self.requests,
+            limits=self.limits,
+            ops_rate_limited=lambda: self.public.rate_limited + self.private.rate_limited,
+        )
+        self.collector = GatewayCollector(self.metrics)
         self.router = Router()
         self.http_conns: set[HttpConnection] = set()
         self.draining = False
@@ -190,7 +204,7 @@ class Gateway:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._flusher = Flusher(loop, write_delay=self.config.write_delay)
+        self._flusher = Flusher(loop, self.hub.stats.flush, write_delay=self.config.write_delay)
         await self.broker.start(self.hub)
         await self.presence.start()
         self.sockets.start()
@@ -293,15 +307,15 @@ class Gateway:
         r.add("GET", "/api/v1/markets", self._markets)
         r.add("GET", "/api/v1/history", HistoryEndpoint(self.broker).handle)
         r.add("GET", "/api/v1/stats", self._stats)
-        r.add("POST", "/api/v1/publish", self.producer.handle)
+        timed = self.requests.timed
+        r.add("POST", "/api/v1/publish", timed("publish", self.producer.handle))
         # Keys are checked on the head: a refused body is never read (issue 11).
         r.check_head("/api/v1/publish", self.producer.authorized)
         tenant_key_valid = tenant_key_check(self.api_keys)
         for path, prefix in (("/auth/ws-token", False), ("/webhooks", False), ("/webhooks/", True)):
             r.check_head(path, tenant_key_valid, prefix=prefix)
-        r.add(
-            "POST", "/api/v1/authorize", authorize_endpoint(self.authorizer, self.backends.nonces)
-        )
+        authorize = authorize_endpoint(self.authorizer, self.backends.nonces)
+        r.add("POST", "/api/v1/authorize", timed("authorize", authorize))
         mount_spec(r)
         static = StaticFiles()
         r.add("GET", "/", static.handler("index.html"))
@@ -309,7 +323,7 @@ class Gateway:
             r.add("GET", f"/static/{name}", static.handler(name))
         r.add_upgrade("/ws/public", self._upgrade_to(self.public, "public"))
         r.add_upgrade("/ws/private", self._upgrade_to(self.private, "private"))
-        r.add("POST", "/auth/ws-token", self.ws_token.handle)
+        r.add("POST", "/auth/ws-token", timed("ws_token", self.ws_token.handle))
         r.add_upgrade("/ws", self._upgrade_push)
         WebhooksApi(
             self.api_keys,
@@ -317,17 +331,53 @@ class Gateway:
             allow_private=bool(self.config.webhooks_allow_loopback),
             wake=self.dispatcher.wake,
         ).mount(r)
+        if self.config.admin_key:
+            AdminView(
+                self.config.admin_key,
+                hub=self.hub,
+                sockets=self.sockets,
+                dispatcher=self.dispatcher,
+                rates=self.rates,
+                node=self.node,
+                readiness=self.unready_reasons,
+                webhooks_due=self.webhooks_due,
+            ).mount(r)
 
     async def _healthz(self, request: HttpRequest) -> HttpResponse:
         return json_response(200, {"status": "ok"})
 
+    async def unready_reasons(self) -> list[str]:
+        """Why the node is not ready (empty when it is): what ``/readyz`` says."""
+        reasons: list[str] = []
+        if self.draining or self._server is None:
+            reasons.append("draining" if self.draining else "starting")
+        if not self.broker.ready:
+            reasons.append("broker unavailable")
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                await self.webhook_store.ping()
+        except Exception:  # any failure to reach the outbox database, or the timeout
+            reasons.append("outbox unavailable")
+        return reasons
+
+    async def webhooks_due(self) -> int | None:
+        """Due deliveries in the outbox, or None when it cannot say within the probe time."""
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                return await self.webhook_store.due_count(time.time())
+        except Exception:
+            return None
+
     async def _readyz(self, request: HttpRequest) -> HttpResponse:
-        if self.ready:
+        reasons = await self.unready_reasons()
+        if not reasons:
             return json_response(200, {"status": "ready"})
-        reason = "draining" if self.draining else "broker not ready"
-        return json_response(503, {"status": "not ready", "reason": reason})
+        doc = {"status": "not ready", "reason": reasons[0], "reasons": reasons}
+        return json_response(503, doc)
 
     async def _metrics(self, request: HttpRequest) -> HttpResponse:
+        self.metrics.ready = not await self.unready_reasons()
+        self.metrics.webhooks_due = await self.webhooks_due()
         return HttpResponse(200, render(self.collector), content_type=CONTENT_TYPE_LATEST)
 
     async def _stats(self, request: HttpRequest) -> HttpResponse:

@@ -325,10 +325,15 @@ class HttpConnection(asyncio.Protocol):
         if isinstance(route, HttpResponse):
             return route
         try:
-            return await route(request)
+            response = await route(request)
         except Exception:
             log.exception("! %s %s failed", request.method, request.path)
             return http_error(500, "INTERNAL_ERROR", "the gateway failed to answer; see its log")
+        # The path only: a query may carry a ticket, headers carry keys.
+        log.debug(
+            "< %s %s from %s: %d", request.method, request.path, request.client, response.status
+        )
+        return response
 
     def _refuse(self, answer: HttpRequest | HttpResponse) -> None:
         """Answer ``answer`` (a request: by its handler) after what is queued, then close.

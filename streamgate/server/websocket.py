@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from websockets.datastructures import Headers
@@ -31,6 +33,8 @@ from websockets.typing import Subprotocol
 
 from streamgate.hub.hub import Encoder
 from streamgate.hub.queue import WriteQueue
+from streamgate.observability.ring import Ring
+from streamgate.observability.stats import FlushStats
 from streamgate.protocol import close
 from streamgate.server.admission import ConnectionLimits
 from streamgate.server.messages import HttpRequest
@@ -38,6 +42,7 @@ from streamgate.server.messages import HttpRequest
 __all__ = [
     "Flusher",
     "MessageHandler",
+    "SlowConsumerCut",
     "WsConnection",
     "WsRegistry",
     "frame_text",
@@ -86,13 +91,25 @@ class Flusher:
     latency cost is at most ``write_delay``, paid only when the loop is saturated
     (uWebSockets' corking and Centrifugo's ``client.write_delay`` are the same idea).
     A ``write_delay`` of 0 writes on the next loop turn always.
+
+    Once per pass (never per connection) it feeds ``stats``: one connection's queued
+    bytes, and the lag of the oldest publication the fan-out queued since the last pass.
     """
 
-    __slots__ = ("_busy_after", "_delay", "_dirty", "_hold_until", "_loop", "_scheduled")
+    __slots__ = (
+        "_busy_after",
+        "_delay",
+        "_dirty",
+        "_hold_until",
+        "_loop",
+        "_scheduled",
+        "stats",
+    )
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
+        stats: FlushStats | None = None,
         *,
         write_delay: float = 0.0,
         busy_after: float = 0.001,
@@ -100,6 +117,7 @@ class Flusher:
         self._loop = loop
         self._dirty: list[WsConnection] = []
         self._scheduled = False
+        self.stats = stats if stats is not None else FlushStats()
         self._delay = write_delay
         self._busy_after = busy_after
         self._hold_until = 0.0  # loop time before which the next pass waits
@@ -117,12 +135,29 @@ class Flusher:
     def _run(self) -> None:
         self._scheduled = False
         dirty, self._dirty = self._dirty, []
+        stats = self.stats
+        stats.passes += 1
+        if dirty:
+            stats.queued.observe(dirty[stats.passes % len(dirty)].queue.size)
         started = time.perf_counter()
         for conn in dirty:
             conn.flush()
         took = time.perf_counter() - started
         if self._delay > 0 and took >= self._busy_after:
             self._hold_until = self._loop.time() + self._delay
+        if stats.oldest_ms:
+            stats.lag.observe(max(0.0, time.time() - stats.oldest_ms / 1000))
+            stats.oldest_ms = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SlowConsumerCut:
+    """One connection cut with 4009 (kept in :attr:`WsRegistry.cuts`)."""
+
+    at: float  # wall time
+    endpoint: str
+    queued_bytes: int
+    client: str
 
 
 class WsRegistry:
@@ -148,6 +183,14 @@ class WsRegistry:
         self.close_timeout = close_timeout
         self.opened = 0
         self.slow_consumers = 0
+        # Figures for the scrape (server/metrics.py), all bounded: by endpoint kind and
+        # close code; written_* hold the connections already closed (open ones add theirs).
+        self.opened_by: Counter[str] = Counter()
+        self.closed_by: Counter[tuple[str, int]] = Counter()
+        self.written_bytes: Counter[str] = Counter()
+        self.written_messages: Counter[str] = Counter()
+        self.cuts: Ring[SlowConsumerCut] = Ring(50)
+        self.cut_by: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -185,6 +228,8 @@ class WsConnection(asyncio.Protocol):
         "pong_deadline",
         "queue",
         "registry",
+        "sent_bytes",
+        "sent_messages",
         "transport",
         "ws",
     )
@@ -216,9 +261,13 @@ class WsConnection(asyncio.Protocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self.next_ping = time.monotonic() + registry.interval
         self.pong_deadline = 0.0
+        self.sent_bytes = 0
+        # Messages queued and not dropped unwritten (one reply, or one channel's batch).
+        self.sent_messages = 0
         transport.set_write_buffer_limits(high=TRANSPORT_HIGH_WATER)
         registry.conns.add(self)
         registry.opened += 1
+        registry.opened_by[kind] += 1
 
     # -- outbound ---------------------------------------------------------------------
 
@@ -229,14 +278,27 @@ class WsConnection(asyncio.Protocol):
         queue = self.queue
         was_empty = not queue
         if not queue.put(data):
-            self.registry.slow_consumers += 1
+            self._cut(queue.size)
             self.close(*close.SLOW_CONSUMER, discard=True)
             # It does not read: nor do we, unless its socket drains (resume_writing),
             # so that it cannot make us buffer more; close_timeout ends it otherwise.
             self.transport.pause_reading()
             return
+        self.sent_messages += 1
         if was_empty and not self._paused:
             self.flusher.mark(self)
+
+    def _cut(self, queued: int) -> None:
+        registry = self.registry
+        registry.slow_consumers += 1
+        registry.cut_by[self.kind] += 1
+        registry.cuts.add(SlowConsumerCut(time.time(), self.kind, queued, self.client))
+        log.warning(
+            "! slow consumer cut (4009): %s socket from %s, %d bytes queued",
+            self.kind,
+            self.client or "?",
+            queued,
+        )
 
     def send(self, payload: bytes) -> None:
         """Queue one JSON text message (a reply), in order with the events."""
@@ -248,6 +310,7 @@ class WsConnection(asyncio.Protocol):
         data = self.queue.drain()
         if data:
             self.transport.write(data)
+            self.sent_bytes += len(data)
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -352,7 +415,7 @@ class WsConnection(asyncio.Protocol):
         if self.closing:
             return
         if discard:
-            self.queue.clear()
+            self._discard()
         else:
             self._paused = False
             self.flush()
@@ -387,18 +450,39 @@ class WsConnection(asyncio.Protocol):
         handler, self.handler = self.handler, None
         if handler is not None:
             handler.closed()
+        self._discard()
+
+    def _discard(self) -> None:
+        """Drop what is queued (never written: not counted as sent)."""
+        self.sent_messages -= len(self.queue)
         self.queue.clear()
+
+    def _close_code(self) -> int:
+        """The close code of whichever side closed first; 1006 when no close frame came."""
+        ws = self.ws
+        if ws.close_rcvd is not None and (ws.close_sent is None or ws.close_rcvd_then_sent):
+            return ws.close_rcvd.code
+        if ws.close_sent is not None:
+            return ws.close_sent.code
+        return 1006
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self.ws.parser.close()  # break the parser's reference cycle: refcounting frees it
         registry = self.registry
         registry.conns.discard(self)
+        code = self._close_code()
+        registry.closed_by[self.kind, code] += 1
+        log.debug("= %s socket from %s closed: %d", self.kind, self.client or "?", code)
         if registry.limits is not None:
             registry.limits.release(self.client)
         if self._close_timer is not None:
             self._close_timer.cancel()
         self._release()
+        # Folded into the registry's totals once nothing queued is left to drop.
+        registry.written_bytes[self.kind] += self.sent_bytes
+        registry.written_messages[self.kind] += self.sent_messages
+        self.sent_bytes = self.sent_messages = 0
 
 
 def handshake(

@@ -73,6 +73,7 @@ class StreamEndpoint:
         self.leeway = leeway
         self.clock = clock
         self.encoder: Encoder = _private_encoder if private else _public_encoder
+        self.rate_limited = 0  # RATE_LIMITED refusals sent (read by the scrape)
 
     def attach(self, conn: WsConnection) -> StreamHandler:
         handler = StreamHandler(self, conn)
@@ -141,6 +142,8 @@ class StreamHandler:
 
     def _reply_now(self, cmd: sp.Refusal | sp.Ping) -> None:
         if isinstance(cmd, sp.Refusal):
+            if cmd.code == "RATE_LIMITED":
+                self.endpoint.rate_limited += 1
             self.conn.send(sp.encode_error(cmd.code, cmd.detail, cmd.req_id, cmd.topics))
         else:
             self.conn.send(sp.encode_pong(time.time_ns(), cmd.client_ts, cmd.req_id))

@@ -21,6 +21,7 @@ from streamgate.spec.http import (
     operation,
     query,
 )
+from streamgate.spec.operations import ADMIN_SCHEMAS, operations_paths
 from streamgate.spec.producer import PRODUCER_SCHEMAS
 from streamgate.spec.schemas import PUSH_DATA, STREAM_DATA, Schema, closed, ext, ref
 from streamgate.spec.webhooks import WEBHOOK_SCHEMAS, webhook_paths
@@ -287,21 +288,7 @@ def _paths() -> dict[str, Any]:
                 op_id="healthz",
             )
         },
-        "/readyz": {
-            "get": operation(
-                "Ready to serve",
-                {
-                    "200": answer("ready", status),
-                    "503": answer(
-                        "draining, or no broker",
-                        closed({"status": {"type": "string"}, "reason": {"type": "string"}}),
-                    ),
-                },
-                security=[],
-                tags="operations",
-                op_id="readyz",
-            )
-        },
+        **operations_paths(),
         "/metrics": {
             "get": operation(
                 "Prometheus exposition",
@@ -361,6 +348,11 @@ def openapi_document() -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": "the producer key (STREAMGATE_PRODUCER_KEY)",
                 },
+                "adminKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the admin key (STREAMGATE_ADMIN_KEY)",
+                },
                 "apiKey": {
                     "type": "apiKey",
                     "in": "header",
@@ -375,6 +367,7 @@ def openapi_document() -> dict[str, Any]:
                 **PRODUCER_SCHEMAS,
                 **_SCHEMAS,
                 **WEBHOOK_SCHEMAS,
+                **ADMIN_SCHEMAS,
             },
         },
     }

@@ -238,6 +238,14 @@ class WebhookStore(Protocol):
         """
         ...
 
+    async def due_count(self, now: float) -> int:
+        """Pending deliveries to enabled endpoints due at ``now`` and not leased (metrics)."""
+        ...
+
+    async def ping(self) -> None:
+        """Reach the database once (``/readyz``); raises what the database raises."""
+        ...
+
     async def prune(self, before: float) -> int:
         """Forget messages created before ``before`` with nothing pending; returns how many."""
         ...

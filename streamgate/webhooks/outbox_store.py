@@ -410,6 +410,25 @@ class OutboxStore:
 
         return await self._executor.run(plan, kind="transaction")
 
+    async def due_count(self, now: float) -> int:
+        def plan() -> Plan[int]:
+            found = yield Query(
+                "SELECT COUNT(*) FROM webhook_deliveries d"
+                " JOIN webhook_endpoints e ON e.id = d.endpoint_id"
+                " WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND e.enabled = true"
+                " AND (d.lease_until IS NULL OR d.lease_until <= ?)",
+                (now, now),
+            )
+            return int(found.rows[0][0])
+
+        return await self._executor.run(plan, kind="read", repeatable=True)
+
+    async def ping(self) -> None:
+        def plan() -> Plan[None]:
+            yield Query("SELECT 1", ())
+
+        await self._executor.run(plan, kind="read", repeatable=True)
+
     async def prune(self, before: float) -> int:
         def plan() -> Plan[int]:
             done = yield Query(

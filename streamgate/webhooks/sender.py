@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
+from streamgate.observability.stats import EndpointFailure, WebhookStats
 from streamgate.webhooks.connect import vetted, vetted_transport
 from streamgate.webhooks.model import Attempt, Delivery, Endpoint, WebhookStore
 from streamgate.webhooks.schedule import (
@@ -105,6 +106,12 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._in_flight: dict[asyncio.Task[None], int] = {}  # attempt -> its delivery id
         self._taken_back = not take_back
+        self.stats = WebhookStats()
+
+    @property
+    def in_flight(self) -> int:
+        """Attempts this node has in flight now."""
+        return len(self._in_flight)
 
     def wake(self) -> None:
         """Look at the outbox now (new messages were enqueued)."""
@@ -202,6 +209,7 @@ class Dispatcher:
         headers = signed_headers(delivery.message_id, int(now), delivery.body, secrets)
         status: int | None = None
         error: str | None = None
+        result = "success"
         retry_after: float | None = None
         started = time.monotonic()
         try:
@@ -215,16 +223,25 @@ class Dispatcher:
             status = response.status_code
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
+                result = f"{status // 100}xx"
                 retry_after = parse_retry_after(response.headers.get("retry-after"), self.clock())
         except TargetUnresolvable as exc:
-            error = f"unresolvable: {exc.reason}"
+            error, result = f"unresolvable: {exc.reason}", "unresolvable"
         except TargetRefused as exc:
-            error = f"refused target: {exc.reason}"
+            error, result = f"refused target: {exc.reason}", "refused_target"
         except (TimeoutError, httpx.TimeoutException):
-            error = f"timeout after {self.timeout:g} s"
+            error, result = f"timeout after {self.timeout:g} s", "timeout"
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error, result = f"{type(exc).__name__}: {exc}", "connection_error"
         latency = (time.monotonic() - started) * 1000
+        self._count(endpoint, result, latency / 1000, error)
+        log.debug(
+            "= webhook %s to endpoint %s: %s in %.0f ms",
+            delivery.message_id,
+            endpoint.id,
+            result,
+            latency,
+        )
         now = self.clock()
         attempt = Attempt(
             delivery.id, delivery.message_id, endpoint.id, now, status, latency, error
@@ -235,7 +252,8 @@ class Dispatcher:
         if status == 410:
             await self.store.record(delivery, attempt, outcome="failed", next_attempt_at=None)
             await self.store.set_enabled(endpoint.id, False, "410 Gone")
-            log.info("= webhook endpoint %s disabled: 410 Gone", endpoint.id)
+            self.stats.disabled["gone"] += 1
+            log.warning("! webhook endpoint %s disabled: 410 Gone", endpoint.id)
             return
         delay = next_delay(
             delivery.attempts + 1, self.schedule, retry_after=retry_after, rng=self.rng
@@ -247,4 +265,24 @@ class Dispatcher:
         failing_since = endpoint.failing_since if endpoint.failing_since is not None else now
         if should_disable(failing_since, now):
             await self.store.set_enabled(endpoint.id, False, "failing continuously for 72 h")
-            log.info("= webhook endpoint %s disabled: failing for 72 h", endpoint.id)
+            self.stats.disabled["failing"] += 1
+            log.warning("! webhook endpoint %s disabled: failing for 72 h", endpoint.id)
+
+    def _count(self, endpoint: Endpoint, result: str, seconds: float, error: str | None) -> None:
+        stats = self.stats
+        stats.attempts[result] += 1
+        stats.latency.observe(seconds)
+        if error is None:
+            stats.succeeded(endpoint.id)
+            return
+        now = self.clock()
+        stats.failed(
+            EndpointFailure(endpoint.id, endpoint.tenant, _target(endpoint.url), now, error, now)
+        )
+
+
+def _target(url: str) -> str:
+    """``url`` without its query, fragment or credentials (they may hold secrets)."""
+    parsed = httpx.URL(url)
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{parsed.host}{port}{parsed.path}"

@@ -38,7 +38,9 @@ async def test_http_api_conforms_to_its_openapi_document(tmp_path: Path) -> None
     st = Path(sys.executable).with_name("st")
     if not st.exists():
         pytest.skip("schemathesis is not installed (pip install -e '.[dev]')")
-    async with running_gateway(tmp_path, webhooks_allow_loopback=1) as gw:
+    async with running_gateway(
+        tmp_path, webhooks_allow_loopback=1, admin_key="fuzz-admin-key"
+    ) as gw:
         key, _ = gw.api_keys.create("acme")
         argv = [
             str(st),

@@ -730,3 +730,33 @@ async def test_latest_value_ahead_of_delivery_is_not_repeated(
     relay.release()
     broker.publish_now([Outgoing("ticker/A", {"n": 2})])
     assert sub.offsets() == [2, 3]
+
+
+# -- figures for the scrape and the admin view (issue 15) --------------------------------
+
+
+async def test_stats_count_subscribes_resumes_batches_and_channel_events(env: Env) -> None:
+    hub, stats = env.hub, env.hub.stats
+    a, b, c, d = FakeSub(), FakeSub(), FakeSub(), FakeSub()
+    await join(hub, "trade/A", a)
+    await join(hub, "user:0xu:order", d)
+    assert stats.flush.oldest_ms == 0
+    env.publish("trade/A", {"n": 1}, {"n": 2})  # one batch
+    assert stats.fanout.count == 1
+    assert stats.flush.oldest_ms == T0  # the batch's server time, for the writer's lag
+    env.clock.now += 5
+    env.publish("trade/A", {"n": 3})
+    assert stats.flush.oldest_ms == T0  # the oldest since the writer's last pass stays
+    env.publish("trade/Z", {"n": 1})  # nobody here: no fan-out
+    assert stats.fanout.count == 2
+    epoch = (await env.broker.position("trade/A")).epoch
+    assert await join(hub, "trade/A", b, StreamPosition(1, epoch)) is True
+    assert await join(hub, "trade/A", c, StreamPosition(1, "gone")) is False
+    assert stats.resumes == {True: 1, False: 1}
+    assert stats.subscribes == {"trade": 3, "order": 1}
+    assert hub.subscriptions_by_kind() == {"trade": 3, "order": 1}
+    figures = {f.channel: f for f in hub.channel_figures()}
+    assert set(figures) == {"trade/A", "user:0xu:order"}
+    assert (figures["trade/A"].subscribers, figures["trade/A"].events) == (3, 3)
+    assert figures["user:0xu:order"].events == 0
+    assert figures["trade/A"].age >= 0

@@ -7,6 +7,7 @@ import asyncio
 import time
 from typing import cast
 
+from streamgate.hub.queue import WriteQueue
 from streamgate.server.websocket import Flusher, WsConnection
 
 
@@ -16,6 +17,7 @@ class Recorder:
     def __init__(self, passes: list[float], cost: float = 0.0) -> None:
         self.passes = passes
         self.cost = cost
+        self.queue = WriteQueue(1024)  # the pass samples one queue's size
 
     def flush(self) -> None:
         self.passes.append(time.monotonic())

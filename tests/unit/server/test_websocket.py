@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -224,3 +225,61 @@ async def until_pong(conn: WsConnection, within: float = 5.0) -> None:
     while conn.pong_deadline:
         assert loop.time() < deadline, "the pong was not seen"
         await asyncio.sleep(0.01)
+
+
+# -- figures for the scrape (issue 15) ---------------------------------------------------
+
+
+async def test_written_messages_and_bytes_are_what_the_peer_got() -> None:
+    async with pair() as (conn, peer):
+        events = [frame_text(b'{"n":%d}' % i) for i in range(3)]
+        for event in events:
+            conn.send(event[2:])  # send() frames the payload itself
+        got = await peer.frames(0.3)
+        assert [f.data for f in got] == [e[2:] for e in events]
+        assert conn.sent_messages == 3
+        assert conn.sent_bytes == sum(len(e) for e in events)
+        close = Frame(Opcode.CLOSE, Close(1001, "bye").serialize())
+        await peer.send(close.serialize(mask=True, extensions=[]))
+        await peer.frames(0.3)
+        await until_closed(conn)
+        registry = conn.registry
+        assert registry.written_messages["public"] == 3
+        assert registry.written_bytes["public"] == sum(len(e) for e in events)
+        assert registry.closed_by == {("public", 1001): 1}
+        assert registry.opened_by == {"public": 1}
+
+
+async def test_a_cut_counts_what_was_written_not_what_was_dropped() -> None:
+    async with pair(queue_limit=65_536, sndbuf=4096) as (conn, peer):
+        event = frame_text(b"x" * 16_000)
+        for _ in range(1000):
+            conn.enqueue(event)
+            await asyncio.sleep(0)
+            if conn.closing:
+                break
+        written = conn.sent_bytes
+        assert written % len(event) == 0  # whole frames only
+        assert conn.sent_messages == written // len(event)
+        [cut] = conn.registry.cuts.recent()
+        assert (cut.endpoint, cut.client) == ("public", "")
+        assert 0 < cut.queued_bytes <= 65_536
+        assert conn.registry.cut_by == {"public": 1}
+        await peer.frames(1.0)
+        await until_closed(conn)
+        assert conn.registry.closed_by == {("public", 4009): 1}
+
+
+async def test_each_flush_pass_samples_one_queue_and_the_oldest_publication() -> None:
+    async with pair() as (conn, peer):
+        stats = conn.flusher.stats
+        stats.oldest_ms = int(time.time() * 1000) - 250  # as the hub's fan-out sets it
+        conn.enqueue(frame_text(b"a" * 100))
+        conn.enqueue(frame_text(b"b" * 100))
+        await peer.frames(0.2)
+        assert stats.passes == 1 and stats.oldest_ms == 0
+        assert stats.queued.count == 1 and stats.queued.sum == 2 * len(frame_text(b"a" * 100))
+        assert stats.lag.count == 1 and 0.25 <= stats.lag.sum < 5.0
+        conn.enqueue(frame_text(b"c"))
+        await peer.frames(0.2)
+        assert stats.passes == 2 and stats.lag.count == 1  # nothing published meanwhile

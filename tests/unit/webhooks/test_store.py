@@ -309,6 +309,23 @@ async def test_disabled_endpoints_are_not_claimed(store: WebhookStore) -> None:
     assert [d.endpoint_id for d in await claim(store)] == [a]
 
 
+async def test_due_count_leaves_out_leased_later_and_disabled(store: WebhookStore) -> None:
+    a, b = await endpoints(store, 2)
+    await store.ping()
+    assert await store.due_count(NOW) == 0
+    await store.enqueue([message(i, a, b) for i in range(3)])
+    assert await store.due_count(NOW) == 6
+    assert await store.due_count(NOW - 1) == 0  # created at NOW: not due before
+    got = await claim(store, NOW, per_endpoint=1)  # one lease per endpoint
+    assert await store.due_count(NOW) == 4
+    done = next(d for d in got if d.endpoint_id == a)
+    await store.record(done, attempt_for(done, NOW), outcome="retry", next_attempt_at=NOW + 60)
+    assert await store.due_count(NOW) == 4  # a's is due again only at NOW + 60
+    assert await store.due_count(NOW + 60) == 6  # and b's lease has expired by then
+    await store.set_enabled(b, False, "manual")
+    assert await store.due_count(NOW + 60) == 3
+
+
 async def test_record_outcomes_and_failing_since(store: WebhookStore) -> None:
     (ep,) = await endpoints(store, 1)
     await store.enqueue([message(1, ep), message(2, ep)])
