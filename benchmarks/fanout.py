@@ -615,8 +615,23 @@ class Profiler:
         return summarize_profile(self.out)
 
 
+# entry frames under which the whole server runs: left out of the inclusive list
+ENTRY_FRAMES = (
+    "<frozen runpy>",
+    "asyncio/runners.py",
+    "asyncio/base_events.py",
+    "uvloop/__init__.py",
+    "streamgate/__main__.py",
+    "streamgate/cli.py",
+)
+
+
 def summarize_profile(path: Path, top: int = 15) -> dict[str, Any]:
-    """Top leaf (self) and inclusive functions of a py-spy raw (collapsed) file."""
+    """Top leaf (self) and inclusive functions of a py-spy raw (collapsed) file.
+
+    A leaf in an entry frame (``Runner.run``) is time in uvloop's native loop (epoll,
+    callbacks' C parts); entry frames are left out of the inclusive list, where they
+    would head it with ~100%."""
     leaf: dict[str, int] = {}
     incl: dict[str, int] = {}
     total = 0
@@ -629,7 +644,8 @@ def summarize_profile(path: Path, top: int = 15) -> dict[str, Any]:
         total += count
         leaf[frames[-1]] = leaf.get(frames[-1], 0) + count
         for fr in set(frames):
-            incl[fr] = incl.get(fr, 0) + count
+            if not any(e in fr for e in ENTRY_FRAMES):
+                incl[fr] = incl.get(fr, 0) + count
 
     def best(d: dict[str, int]) -> list[dict[str, Any]]:
         rows = sorted(d.items(), key=lambda kv: -kv[1])[:top]
@@ -714,6 +730,10 @@ def bench_one(
     sc: Scenario, kind: str, n: int, args: argparse.Namespace, workdir: Path, rep: int
 ) -> Row:
     row = Row(sc.name, kind, n, sc.batch, sc.window, sc.topics, rep)
+    why = nofile_problem(n)
+    if why:
+        row.error = why
+        return row
     if kind.startswith("streamgate-redis"):
         why = redis_reachable()
         if why:
@@ -1212,6 +1232,45 @@ def read_int_file(path: str) -> str:
         return "?"
 
 
+def min_nofile(n: int) -> int:
+    """The fewest open files a server needs to hold n connections (plus producer and
+    probes): streamgate's automatic cap keeps a tenth of the limit for its own files."""
+    return math.ceil((n + 200) / 0.9) + 128
+
+
+def can_raise_hard_limit(want: int) -> bool:
+    """Whether a child may raise its hard RLIMIT_NOFILE to want (CAP_SYS_RESOURCE)."""
+    code = (
+        "import resource, sys\n"
+        f"try: resource.setrlimit(resource.RLIMIT_NOFILE, ({want}, {want}))\n"
+        "except (ValueError, OSError): sys.exit(1)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], timeout=30, check=False)
+    return r.returncode == 0
+
+
+def nofile_problem(n: int) -> str | None:
+    """None when processes here can get the open files for n connections, else what
+    must be raised (checked once per n)."""
+    if n in _NOFILE_CHECKED:
+        return _NOFILE_CHECKED[n]
+    need = min_nofile(n)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    why = None
+    if hard != resource.RLIM_INFINITY and hard < need and not can_raise_hard_limit(need):
+        why = (
+            f"N={n:,} needs {need:,} open files per process but the hard RLIMIT_NOFILE is "
+            f"{hard:,} and cannot be raised here (no CAP_SYS_RESOURCE): raise it before "
+            f"running (with CAP_SYS_RESOURCE: ulimit -Hn {2 * need}; a container: docker run "
+            f"--ulimit nofile={2 * need}:{2 * need}; systemd: LimitNOFILE={2 * need})"
+        )
+    _NOFILE_CHECKED[n] = why
+    return why
+
+
+_NOFILE_CHECKED: dict[int, str | None] = {}
+
+
 def check_limits(n: int) -> list[str]:
     """What the machine allows for n connections from loadgen to a server on one host;
     lines starting with '!' name a limit that must be raised."""
@@ -1227,15 +1286,17 @@ def check_limits(n: int) -> list[str]:
         f"limits: fs.file-max={file_max} fs.nr_open={nr_open} "
         f"ip_local_port_range={'-'.join(ports)} "
         f"nf_conntrack_max={conntrack} somaxconn={somax} RLIMIT_NOFILE={soft}/{hard} "
-        f"(root: {os.geteuid() == 0}); needed for N={n:,}: {need:,} files per process, "
+        f"(root: {os.geteuid() == 0}); for N={n:,}: at least {min_nofile(n):,} files per "
+        f"process (asked for {need:,}), "
         f"{src_addrs_for(n)} source addresses"
     )
     if file_max.isdigit() and int(file_max) < 2 * need:
         out.append(f"! fs.file-max {file_max} < {2 * need}: sysctl -w fs.file-max={4 * need}")
     if nr_open.isdigit() and int(nr_open) < need:
         out.append(f"! fs.nr_open {nr_open} < {need}: sysctl -w fs.nr_open={2 * need}")
-    if hard != resource.RLIM_INFINITY and hard < need and os.geteuid() != 0:
-        out.append(f"! hard RLIMIT_NOFILE {hard} < {need} and not root: ulimit -Hn {need} first")
+    why = nofile_problem(n)
+    if why:
+        out.append("! " + why)
     if len(ports) == 2 and all(p.isdigit() for p in ports):
         per_src = int(ports[1]) - int(ports[0]) + 1
         if per_src * src_addrs_for(n) < n:
