@@ -1238,6 +1238,11 @@ def min_nofile(n: int) -> int:
     return math.ceil((n + 200) / 0.9) + 128
 
 
+def max_n_for(nofile: int) -> int:
+    """The largest N that min_nofile() allows under an open-file limit."""
+    return max(0, math.floor((nofile - 128) * 0.9) - 200)
+
+
 def can_raise_hard_limit(want: int) -> bool:
     """Whether a child may raise its hard RLIMIT_NOFILE to want (CAP_SYS_RESOURCE)."""
     code = (
@@ -1262,7 +1267,8 @@ def nofile_problem(n: int) -> str | None:
             f"N={n:,} needs {need:,} open files per process but the hard RLIMIT_NOFILE is "
             f"{hard:,} and cannot be raised here (no CAP_SYS_RESOURCE): raise it before "
             f"running (with CAP_SYS_RESOURCE: ulimit -Hn {2 * need}; a container: docker run "
-            f"--ulimit nofile={2 * need}:{2 * need}; systemd: LimitNOFILE={2 * need})"
+            f"--ulimit nofile={2 * need}:{2 * need}; systemd: LimitNOFILE={2 * need}); "
+            f"under this limit N <= {max_n_for(hard):,}"
         )
     _NOFILE_CHECKED[n] = why
     return why
