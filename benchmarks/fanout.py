@@ -877,7 +877,7 @@ def figures(r: Row) -> dict[str, float | None]:
             "hz_failed": num(x, "hz_failed"),
             "live_p50_ms": ms(num(x, "p50_us")),
             "live_p99_ms": ms(num(x, "p99_us")),
-            "lost": float(sum(integrity(x)[:2])),
+            "lost": float(sum(integrity(x)[:2])) if x else None,
         }
     rss = num(r.max, "rss_per_conn_bytes")
     return {
@@ -890,8 +890,8 @@ def figures(r: Row) -> dict[str, float | None]:
         "p50_node_ms": ms(num(r.half if r.server == "node" else r.at_node_half, "p50_us")),
         "p99_node_ms": ms(num(r.half if r.server == "node" else r.at_node_half, "p99_us")),
         "kb_per_conn": rss / 1024 if rss is not None else None,
-        "lost": float(sum(integrity(p)[0] for p in r.phases())),
-        "dup": float(sum(integrity(p)[1] for p in r.phases())),
+        "lost": float(sum(integrity(p)[0] for p in r.phases())) if r.max else None,
+        "dup": float(sum(integrity(p)[1] for p in r.phases())) if r.max else None,
         "user_us": per_delivery_us(r.max, "user"),
         "sys_us": per_delivery_us(r.max, "sys"),
     }
@@ -1021,6 +1021,7 @@ def print_tables(rows: list[Row]) -> None:
             cells.append(statuses(g))
             table.append(cells)
         print_columns(hdr, table)
+        print_errors(flow)
         print("(latencies in ms; @node50%: at the rate of Node's @50% phase, same scenario and N)")
     if idle:
         print()
@@ -1031,10 +1032,11 @@ def print_tables(rows: list[Row]) -> None:
             figs = [figures(r) for r in g]
             cells = [r0.scenario, r0.server, f"{r0.n:,}"]
             cells += [fmt_agg([f[k] for f in figs], kind) for k, _, kind in IDLE_COLS]
-            cells.append(",".join(sorted({str(r.server_nofile) for r in g})))
+            cells.append(",".join(sorted({str(r.server_nofile or "-") for r in g})))
             cells.append(statuses(g))
             table.append(cells)
         print_columns(hdr, table)
+        print_errors(idle)
         print("(latencies in ms: healthz = GET /healthz on a fresh connection; live = publish to")
         print(" receive on one subscriber of its own topic, both while the N connections are held)")
 
@@ -1043,11 +1045,23 @@ def r0_label(r: Row) -> str:
     return f"{r.topics}+1" if r.topics else "1"
 
 
+STATUS_WIDTH = 60  # longer statuses are cut in the table and printed in full below it
+
+
 def statuses(g: list[Row]) -> str:
     st = [status(r) for r in g]
     if all(s == "ok" for s in st):
         return "ok"
-    return "; ".join(f"run {r.repeat + 1}: {s}" for r, s in zip(g, st, strict=True) if s != "ok")
+    text = "; ".join(f"run {r.repeat + 1}: {s}" for r, s in zip(g, st, strict=True) if s != "ok")
+    return text if len(text) <= STATUS_WIDTH else text[: STATUS_WIDTH - 3] + "..."
+
+
+def print_errors(gs: list[list[Row]]) -> None:
+    for g in gs:
+        for r in g:
+            st = status(r)
+            if st != "ok" and len(statuses(g)) >= STATUS_WIDTH:
+                print(f"  run {r.repeat + 1} {r.scenario} {r.server} N={r.n:,}: {st}")
 
 
 # --------------------------------------------------------------------------
