@@ -46,7 +46,7 @@
 /* ------------------------------------------------------------------ */
 /* configuration                                                       */
 
-enum { MODE_MAX = 0, MODE_RATE = 1 };
+enum { MODE_MAX = 0, MODE_RATE = 1, MODE_IDLE = 2 };
 
 static struct {
     const char *host;
@@ -72,6 +72,10 @@ static struct {
     double stall_s;
     int coalesce_us;
     int handicap_ns;
+    int topics;           /* >0: many-markets mode, K small topics <topic>-<j> */
+    int big_every;        /* many-markets: every M-th event goes to the big topic */
+    int probes;           /* idle mode: probe requests of each kind */
+    const char *probe_topic;
     int verbose;
 } cfg = {
     .host = "127.0.0.1",
@@ -96,6 +100,10 @@ static struct {
     .warmup_timeout_s = 15.0,
     .stall_s = 10.0,
     .coalesce_us = 0,
+    .topics = 0,
+    .big_every = 2,
+    .probes = 200,
+    .probe_topic = "trade/PROBE",
     .verbose = 0,
 };
 
@@ -194,9 +202,14 @@ static long read_rss_kb(int pid)
     return kb;
 }
 
-/* utime+stime of /proc/<pid>/stat in seconds, -1 if unknown */
-static double read_proc_cpu_s(int pid)
+/* utime+stime of /proc/<pid>/stat in seconds, -1 if unknown; *user_s and
+ * *sys_s (optional) get the two parts */
+static double read_proc_cpu_split(int pid, double *user_s, double *sys_s)
 {
+    if (user_s)
+        *user_s = -1;
+    if (sys_s)
+        *sys_s = -1;
     if (pid <= 0)
         return -1;
     char path[64], buf[4096];
@@ -225,7 +238,12 @@ static double read_proc_cpu_s(int pid)
         }
     }
     long hz = sysconf(_SC_CLK_TCK);
-    return (double)(ut + st) / (double)(hz > 0 ? hz : 100);
+    double div = (double)(hz > 0 ? hz : 100);
+    if (user_s)
+        *user_s = (double)ut / div;
+    if (sys_s)
+        *sys_s = (double)st / div;
+    return (double)(ut + st) / div;
 }
 
 /* ------------------------------------------------------------------ */
@@ -438,7 +456,8 @@ typedef struct {
     char *mbuf;           /* fragmented message assembly */
     uint32_t mlen, mcap;
     int64_t first_off;
-    int64_t last_off;
+    int64_t last_off;     /* the main (big) topic; in idle mode the probe topic too */
+    int64_t last_off2;    /* many-markets mode: this connection's small topic */
     char key[25];
 } conn_t;
 
@@ -454,6 +473,7 @@ typedef struct {
 } prod_t;
 
 #define TAG_PROD 0x80000000u
+#define TAG_HZ 0x40000000u
 #define SCRATCH_SZ (1u << 20)
 #define MAX_FRAME (SCRATCH_SZ / 2)
 
@@ -465,6 +485,10 @@ static struct sockaddr_in server_addr;
 static volatile sig_atomic_t g_stop;
 static int g_coalesce; /* coalescing active (measurement phase only) */
 static int64_t g_handicap_ns; /* busy-wait per recv (measurement phase only) */
+static int g_nconn;           /* connections: N, plus the probe subscriber in idle mode */
+static int64_t *small_base;   /* many-markets: offset base per small topic, -1 unknown */
+static int32_t *small_subs;   /* many-markets: subscribers per small topic */
+static size_t topic_len;      /* strlen(cfg.topic) */
 
 static struct {
     /* connection phase */
@@ -479,6 +503,8 @@ static struct {
     int64_t cap;
     int64_t *send_ns;
     int32_t *done_count;
+    int32_t *expect_count;      /* many-markets: frames each batch must deliver */
+    uint64_t expected_measured; /* many-markets: sum of expect_count of measured batches */
     int64_t measure_from;       /* first measured batch index */
     int64_t last_complete_ns;
     int64_t last_event_ns;
@@ -496,6 +522,10 @@ static struct {
     uint64_t late_sends;
     int64_t max_send_lag_ns;
     hist_t hist;
+    /* idle mode: probes */
+    hist_t hz_hist;             /* GET /healthz, connect to full response */
+    uint64_t hz_ok, hz_failed, probe_rx;
+    int64_t probe_sent;
 } g;
 
 static void ev_mod(int fd, uint32_t *cur, uint32_t want, uint64_t tag)
@@ -518,7 +548,7 @@ static void hard_close(int fd)
 static void cleanup_sockets(void)
 {
     if (conns)
-        for (int i = 0; i < cfg.n; i++)
+        for (int i = 0; i < g_nconn; i++)
             if (conns[i].fd >= 0) {
                 hard_close(conns[i].fd);
                 conns[i].fd = -1;
@@ -545,7 +575,8 @@ static int alive_count(void) { return g.ready; }
 static void advance_completed(int64_t now)
 {
     int alive = alive_count();
-    while (g.completed < g.nsent && g.done_count[g.completed] >= alive) {
+    while (g.completed < g.nsent &&
+           g.done_count[g.completed] >= (cfg.topics > 0 ? g.expect_count[g.completed] : alive)) {
         g.completed++;
         g.last_complete_ns = now;
     }
@@ -561,6 +592,8 @@ static void ensure_batch_cap(int64_t need)
     g.send_ns = xrealloc(g.send_ns, (size_t)nc * sizeof *g.send_ns);
     g.done_count = xrealloc(g.done_count, (size_t)nc * sizeof *g.done_count);
     memset(g.done_count + g.cap, 0, (size_t)(nc - g.cap) * sizeof *g.done_count);
+    g.expect_count = xrealloc(g.expect_count, (size_t)nc * sizeof *g.expect_count);
+    memset(g.expect_count + g.cap, 0, (size_t)(nc - g.cap) * sizeof *g.expect_count);
     g.cap = nc;
 }
 
@@ -699,7 +732,7 @@ static int conn_start(int i)
     c->plen = 0;
     c->olen = 0;
     c->mlen = 0;
-    c->first_off = c->last_off = -1;
+    c->first_off = c->last_off = c->last_off2 = -1;
     c->evmask = EPOLLOUT;
     struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = (uint64_t)i};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
@@ -729,8 +762,182 @@ static void conn_retry(conn_t *c, const char *why)
         die("connect() for connection %d: %s", i, strerror(-r));
 }
 
+/* ---- many-markets mode: which topic event S goes to, and back ----
+ * Event S (1-based, over the whole run) goes to the big topic when
+ * (S-1) % M == 0 (M = --big-every); the others go round-robin to the small
+ * topics: the q-th small event (0-based) to small topic q % K. */
+
+/* -1: the big topic, else the small topic's index */
+static int topic_of_seq(int64_t s)
+{
+    int64_t z = s - 1, m = cfg.big_every;
+    if (cfg.topics <= 0 || m <= 1 || z % m == 0)
+        return -1;
+    int64_t q = (z / m) * (m - 1) + (z % m - 1);
+    return (int)(q % cfg.topics);
+}
+
+/* index of event S within its own topic (0-based) */
+static int64_t index_in_topic(int64_t s)
+{
+    int64_t z = s - 1, m = cfg.big_every;
+    if (cfg.topics <= 0 || m <= 1)
+        return z;
+    if (z % m == 0)
+        return z / m;
+    int64_t q = (z / m) * (m - 1) + (z % m - 1);
+    return q / cfg.topics;
+}
+
+/* events published to the big topic and to small topic j among S = 1..total */
+static int64_t big_count(int64_t total)
+{
+    if (cfg.topics <= 0 || cfg.big_every <= 1)
+        return total;
+    return (total + cfg.big_every - 1) / cfg.big_every;
+}
+
+static int64_t small_count(int64_t total, int j)
+{
+    if (cfg.topics <= 0 || cfg.big_every <= 1)
+        return 0;
+    int64_t sm = total - big_count(total);
+    return sm / cfg.topics + (j < sm % cfg.topics ? 1 : 0);
+}
+
+static int64_t parse_seq(const char *p, size_t n)
+{
+    const char *s = memmem(p, n, "\"seq\"", 5);
+    if (!s)
+        return -1;
+    s += 5;
+    const char *e = p + n;
+    while (s < e && (*s == ' ' || *s == ':'))
+        s++;
+    if (s >= e || *s < '0' || *s > '9')
+        return -1;
+    int64_t seq = 0;
+    while (s < e && *s >= '0' && *s <= '9')
+        seq = seq * 10 + (*s++ - '0');
+    return seq;
+}
+
+/* topic of an event frame: -1 big, >= 0 small index, -2 not one of ours */
+static int parse_topic(const char *p, size_t n)
+{
+    const char *t = memmem(p, n, "\"topic\"", 7);
+    if (!t)
+        return -2;
+    const char *e = p + n;
+    t += 7;
+    while (t < e && (*t == ' ' || *t == ':'))
+        t++;
+    if (t >= e || *t != '"' || (size_t)(e - t) < topic_len + 2 || memcmp(t + 1, cfg.topic, topic_len))
+        return -2;
+    t += 1 + topic_len;
+    if (*t == '"')
+        return -1;
+    if (*t != '-')
+        return -2;
+    t++;
+    int j = 0, digits = 0;
+    while (t < e && *t >= '0' && *t <= '9' && digits < 9) {
+        j = j * 10 + (*t++ - '0');
+        digits++;
+    }
+    if (!digits || t >= e || *t != '"' || j >= cfg.topics)
+        return -2;
+    return j;
+}
+
+/* many-markets mode: one event frame.  Loss and duplicates per (connection,
+ * topic) by offset; the batch (and so the latency origin) from data.seq. */
+static void on_event_multi(conn_t *c, int64_t off, const char *p, size_t n, int64_t now)
+{
+    int ci = (int)(c - conns);
+    int64_t seq = parse_seq(p, n);
+    int tp = parse_topic(p, n);
+    int mine = ci % cfg.topics;
+    if (seq < 1 || tp == -2 || (tp >= 0 && tp != mine)) {
+        g.unexpected++;
+        return;
+    }
+    if (topic_of_seq(seq) != tp)
+        g.seq_mismatch++;
+    g.events_rx++;
+    g.last_event_ns = now;
+    int64_t m = index_in_topic(seq);
+    int64_t *base = tp < 0 ? &g.base : &small_base[tp];
+    if (*base < 0)
+        *base = off - m;
+    if (off - *base != m)
+        g.seq_mismatch++;
+    int64_t *last = tp < 0 ? &c->last_off : &c->last_off2;
+    int64_t prev = *last < 0 ? *base - 1 : *last;
+    if (off == prev + 1) {
+        /* in order */
+    } else if (off > prev + 1) {
+        g.gaps += (uint64_t)(off - prev - 1);
+        g.gap_events++;
+    } else {
+        g.dup++;
+        return;
+    }
+    *last = off;
+    int64_t idx = (seq - 1) / cfg.batch;
+    if (idx >= g.nsent) {
+        g.unexpected++;
+        return;
+    }
+    g.done_count[idx]++;
+    if (g.done_count[idx] >= g.expect_count[idx])
+        advance_completed(now);
+    if (idx >= g.measure_from) {
+        int64_t lat = now - g.send_ns[idx];
+        h_add(&g.hist, lat > 0 ? (uint64_t)(lat / 1000) : 0);
+        g.delivered++;
+    }
+}
+
+/* idle mode: an event on the probe subscriber (publish-to-receive probe) */
+static void on_probe_event(conn_t *c, int64_t off, const char *p, size_t n, int64_t now)
+{
+    int64_t seq = parse_seq(p, n);
+    if (seq < 1 || seq > g.nsent) {
+        g.unexpected++;
+        return;
+    }
+    if (c->last_off >= 0 && off != c->last_off + 1) {
+        if (off > c->last_off + 1)
+            g.gaps += (uint64_t)(off - c->last_off - 1);
+        else {
+            g.dup++;
+            return;
+        }
+    }
+    c->last_off = off;
+    g.events_rx++;
+    g.probe_rx++;
+    g.last_event_ns = now;
+    int64_t lat = now - g.send_ns[seq - 1];
+    h_add(&g.hist, lat > 0 ? (uint64_t)(lat / 1000) : 0);
+    g.delivered++;
+}
+
 static void on_event(conn_t *c, int64_t off, const char *p, size_t n, int64_t now)
 {
+    if (cfg.mode == MODE_IDLE) {
+        if (c - conns == cfg.n)
+            on_probe_event(c, off, p, n, now);
+        else
+            g.unexpected++; /* nothing is published to the idle topic */
+        return;
+    }
+    if (cfg.topics > 0 && g.nsent > 0) {
+        on_event_multi(c, off, p, n, now);
+        return;
+    }
+
     if (g.nsent == 0) {
         /* nothing published yet: history replayed by the server, not ours */
         g.early_events++;
@@ -980,8 +1187,17 @@ static size_t handle_handshake(conn_t *c, char *buf, size_t len)
     if (!acc || strncmp(acc, want, 28) != 0)
         die("bad Sec-WebSocket-Accept (want %s): %.*s", want, (int)(hl > 400 ? 400 : hl), buf);
     c->state = ST_SUBSCRIBING;
-    char sub[256];
-    int n = snprintf(sub, sizeof sub, "{\"op\":\"subscribe\",\"args\":[\"%s\"],\"req_id\":\"1\"}",
+    char sub[512];
+    int ci = (int)(c - conns), n;
+    if (cfg.mode == MODE_IDLE && ci == cfg.n)
+        n = snprintf(sub, sizeof sub, "{\"op\":\"subscribe\",\"args\":[\"%s\"],\"req_id\":\"1\"}",
+                     cfg.probe_topic);
+    else if (cfg.topics > 0)
+        n = snprintf(sub, sizeof sub,
+                     "{\"op\":\"subscribe\",\"args\":[\"%s\",\"%s-%d\"],\"req_id\":\"1\"}",
+                     cfg.topic, cfg.topic, ci % cfg.topics);
+    else
+        n = snprintf(sub, sizeof sub, "{\"op\":\"subscribe\",\"args\":[\"%s\"],\"req_id\":\"1\"}",
                      cfg.topic);
     ws_send_frame(c, 0x1, sub, (size_t)n);
     return hl;
@@ -1113,7 +1329,7 @@ static void send_batch(int pi, int64_t t_ref)
     prod_t *p = &prods[pi];
     int64_t idx = g.nsent;
     ensure_batch_cap(idx + 1);
-    size_t per_event = 320 + 2 * strlen(cfg.topic);
+    size_t per_event = 360 + 2 * strlen(cfg.topic) + strlen(cfg.probe_topic);
     size_t body_cap = 32 + (size_t)cfg.batch * per_event;
     size_t hdr_cap = 512 + strlen(cfg.key) + strlen(cfg.host);
     out_reserve(p, hdr_cap + body_cap);
@@ -1121,13 +1337,26 @@ static void send_batch(int pi, int64_t t_ref)
     char *body = p->out + hdr_cap;
     size_t bl = 0;
     bl += (size_t)sprintf(body + bl, "{\"events\":[");
+    int32_t expect = 0;
     for (int k = 0; k < cfg.batch; k++) {
         long long s = (long long)idx * cfg.batch + k + 1;
+        /* the topic, and its market (data.market_addr must match the topic's) */
+        char topic[160];
+        int tp = topic_of_seq(s);
+        if (cfg.mode == MODE_IDLE)
+            snprintf(topic, sizeof topic, "%s", cfg.probe_topic);
+        else if (tp < 0)
+            snprintf(topic, sizeof topic, "%s", cfg.topic);
+        else
+            snprintf(topic, sizeof topic, "%s-%d", cfg.topic, tp);
+        expect += tp < 0 ? cfg.n : small_subs[tp];
+        const char *market = strchr(topic, '/');
+        market = market ? market + 1 : topic;
         bl += (size_t)sprintf(body + bl,
-                              "%s{\"topic\":\"%s\",\"data\":{\"type\":\"trades\",\"market_addr\":\"BENCH\","
+                              "%s{\"topic\":\"%s\",\"data\":{\"type\":\"trades\",\"market_addr\":\"%s\","
                               "\"seq\":%lld,\"trades\":[{\"id\":\"t%lld\",\"side\":\"buy\","
                               "\"price\":1000000,\"size\":25,\"seq\":%lld,\"timestamp\":1700000000}]}}",
-                              k ? "," : "", cfg.topic, s, s, s);
+                              k ? "," : "", topic, market, s, s, s);
     }
     bl += (size_t)sprintf(body + bl, "]}");
     char hdr[1024];
@@ -1157,6 +1386,9 @@ static void send_batch(int pi, int64_t t_ref)
     }
     g.send_ns[idx] = t_ref ? t_ref : now;
     g.done_count[idx] = 0;
+    g.expect_count[idx] = expect;
+    if (idx >= g.measure_from)
+        g.expected_measured += (uint64_t)expect;
     g.nsent++;
     prod_flush(p, pi);
 }
@@ -1312,6 +1544,100 @@ static int prod_any_busy(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* idle mode: GET /healthz probe (a fresh connection per request)      */
+
+#define HZ_TIMEOUT_NS (5 * 1000000000LL)
+
+static struct {
+    int fd;
+    int64_t t0;
+    char buf[4096];
+    size_t len;
+} hz = {.fd = -1};
+
+static void hz_finish(int ok, int64_t now)
+{
+    if (hz.fd >= 0) {
+        epoll_ctl(epfd, EPOLL_CTL_DEL, hz.fd, NULL);
+        hard_close(hz.fd);
+        hz.fd = -1;
+    }
+    if (ok) {
+        g.hz_ok++;
+        int64_t lat = now - hz.t0;
+        h_add(&g.hz_hist, lat > 0 ? (uint64_t)(lat / 1000) : 0);
+    } else {
+        g.hz_failed++;
+    }
+}
+
+/* start one probe: connect (blocking: loopback completes it in the kernel,
+ * before the server accepts), write the request, read it through epoll */
+static void hz_start(void)
+{
+    hz.t0 = now_ns();
+    hz.len = 0;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die("healthz socket(): %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&server_addr, sizeof server_addr) < 0) {
+        close(fd);
+        hz_finish(0, now_ns());
+        return;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof req,
+                     "GET /healthz HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", cfg.host,
+                     cfg.port);
+    if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+        close(fd);
+        hz_finish(0, now_ns());
+        return;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    hz.fd = fd;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_HZ};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        die("epoll_ctl ADD healthz: %s", strerror(errno));
+}
+
+static void hz_event(void)
+{
+    if (hz.fd < 0)
+        return;
+    for (;;) {
+        if (hz.len >= sizeof hz.buf - 1) {
+            hz_finish(0, now_ns());
+            return;
+        }
+        ssize_t r = recv(hz.fd, hz.buf + hz.len, sizeof hz.buf - 1 - hz.len, 0);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                break;
+            hz_finish(0, now_ns());
+            return;
+        }
+        if (r == 0)
+            break;
+        hz.len += (size_t)r;
+    }
+    hz.buf[hz.len] = 0;
+    char *end = memmem(hz.buf, hz.len, "\r\n\r\n", 4);
+    if (!end)
+        return;
+    size_t hl = (size_t)(end - hz.buf) + 4;
+    const char *cl = find_header(hz.buf, hl, "Content-Length");
+    size_t blen = cl ? strtoul(cl, NULL, 10) : 0;
+    if (hz.len < hl + blen)
+        return;
+    hz_finish(strncmp(hz.buf, "HTTP/1.1 200", 12) == 0, now_ns());
+}
+
+/* ------------------------------------------------------------------ */
 /* event loop                                                          */
 
 static struct epoll_event events[1024];
@@ -1338,6 +1664,8 @@ static void poll_once(int64_t timeout_ns)
         uint64_t tag = events[k].data.u64;
         if (tag & TAG_PROD)
             prod_event((int)(tag & ~(uint64_t)TAG_PROD), events[k].events);
+        else if (tag == TAG_HZ)
+            hz_event();
         else
             conn_event(&conns[tag], events[k].events);
     }
@@ -1363,7 +1691,8 @@ static void usage(void)
         "  --key K             producer bearer key (or env STREAMGATE_PRODUCER_KEY)\n"
         "  --n N               subscriber connections (default 100)\n"
         "  --batch B           events per publish request (default 10)\n"
-        "  --mode max|rate     closed loop (max) or open loop at --rate (default max)\n"
+        "  --mode max|rate|idle closed loop (max), open loop at --rate, or idle: hold N\n"
+        "                      subscribed connections and probe (default max)\n"
         "  --window W          max mode: batches not yet delivered to all sockets (default 4)\n"
         "  --rate R            rate mode: delivered msgs/s target = events/s * N\n"
         "  --duration D        seconds of sending in the measurement phase (default 5)\n"
@@ -1380,10 +1709,18 @@ static void usage(void)
         "                      ready sockets (fewer wake-ups, up to U us added latency; default 0)\n"
         "  --handicap-ns X     measurement phase: busy-wait X ns per recv, to test whether the\n"
         "                      result depends on loadgen's speed (default 0)\n"
+        "  --topics K          many markets: each connection also subscribes to T-<i %% K>;\n"
+        "                      events go to T or round-robin to T-0..T-(K-1) (default 0: off)\n"
+        "  --big-every M       with --topics: every M-th event goes to T, the others to the\n"
+        "                      small topics (default 2: alternate; 1: all to T)\n"
+        "  --probes P          idle mode: P GET /healthz and P publishes to the probe topic,\n"
+        "                      spread over --duration (default 200)\n"
+        "  --probe-topic T     idle mode: topic of the one live subscriber (default trade/PROBE)\n"
         "  --path P  --topic T --verbose\n");
 }
 
 static double lg_sys; /* kernel part of the measurement-phase loadgen CPU */
+static double srv_user_s = -1, srv_sys_s = -1; /* server CPU in the measurement phase */
 
 static void print_result(const char *mode_name, const char *error, double wall_s, double lg_cpu,
                          double srv_cpu, long rss0, long rss1, double connect_s, int drained)
@@ -1393,6 +1730,10 @@ static void print_result(const char *mode_name, const char *error, double wall_s
     double eps = wall_s > 0 ? (double)((g.nsent - g.measure_from) * cfg.batch) / wall_s : 0;
     double rss_pc = (rss0 >= 0 && rss1 >= 0 && cfg.n > 0) ? (double)(rss1 - rss0) * 1024.0 / cfg.n : -1;
     uint64_t expected = (uint64_t)((g.nsent - g.measure_from) * cfg.batch) * (uint64_t)cfg.n;
+    if (cfg.topics > 0)
+        expected = g.expected_measured;
+    if (cfg.mode == MODE_IDLE)
+        expected = (uint64_t)g.probe_sent;
 
     printf("connections: %d subscribed in %.2f s (%d setup retries)\n", cfg.n, connect_s,
            g.connect_retries);
@@ -1421,15 +1762,105 @@ static void print_result(const char *mode_name, const char *error, double wall_s
            " late_sends=%" PRIu64 " max_send_lag_us=%" PRId64 " recvs=%" PRIu64 " polls=%" PRIu64
            " coalesce_us=%d handicap_ns=%d loadgen_cpu_s=%.3f loadgen_sys_s=%.3f loadgen_cpu_pct=%.1f server_cpu_s=%.3f server_cpu_pct=%.1f wall_s=%.3f"
            " rss_before_kb=%ld rss_after_kb=%ld rss_per_conn_bytes=%.0f connect_s=%.3f"
-           " base_offset=%" PRId64 " batches=%" PRId64 " drained=%d error=%s\n",
+           " base_offset=%" PRId64 " batches=%" PRId64 " drained=%d"
+           " topics=%d big_every=%d server_user_s=%.3f server_sys_s=%.3f conns_per_s=%.0f"
+           " hz_ok=%" PRIu64 " hz_failed=%" PRIu64 " hz_p50_us=%" PRIu64 " hz_p99_us=%" PRIu64
+           " hz_max_us=%" PRIu64 " probe_sent=%" PRId64 " probe_rx=%" PRIu64 " error=%s\n",
            cfg.n, mode_name, cfg.batch, cfg.window, cfg.rate, cfg.duration, g.delivered, expected, mps, eps,
            h_pct(&g.hist, 50), h_pct(&g.hist, 90), h_pct(&g.hist, 99), h_pct(&g.hist, 99.9), g.hist.max,
            lost, g.gaps, g.tail_missing, g.dup, g.seq_mismatch, g.unexpected, g.closed, g.eof, g.errs,
            g.pings, g.other_msgs, g.early_events, g.accept_mismatch, g.late_sends, g.max_send_lag_ns / 1000, g.recvs, g.polls, cfg.coalesce_us, cfg.handicap_ns, lg_cpu, lg_sys,
            wall_s > 0 ? 100 * lg_cpu / wall_s : 0, srv_cpu,
            wall_s > 0 && srv_cpu >= 0 ? 100 * srv_cpu / wall_s : -1, wall_s, rss0, rss1, rss_pc, connect_s,
-           g.base, g.nsent - g.measure_from, drained, error);
+           g.base, g.nsent - g.measure_from, drained, cfg.topics, cfg.big_every, srv_user_s, srv_sys_s,
+           connect_s > 0 ? cfg.n / connect_s : 0, g.hz_ok, g.hz_failed, h_pct(&g.hz_hist, 50),
+           h_pct(&g.hz_hist, 99), g.hz_hist.max, g.probe_sent, g.probe_rx, error);
     fflush(stdout);
+}
+
+/* idle mode, after the N connections are set up and idle: --probes GET
+ * /healthz requests and as many publishes to the probe topic (one event
+ * each), spread evenly over --duration while the N connections are held;
+ * then up to --drain s for outstanding probes. */
+static int run_idle_probes(long rss0, long rss1, double connect_s)
+{
+    const char *error = "none";
+    double lg_sys0, lg_sys1, srv_user0, srv_sys0, srv_user1, srv_sys1;
+    double lg_cpu0 = cpu_self_s(&lg_sys0);
+    double srv_cpu0 = read_proc_cpu_split(cfg.server_pid, &srv_user0, &srv_sys0);
+    g.measure_from = 0;
+    int64_t t0 = now_ns();
+    int64_t interval = (int64_t)(cfg.duration * 1e9 / cfg.probes);
+    int64_t next_hz = t0, next_pub = t0 + interval / 2;
+    int hz_started = 0;
+    int64_t drain_deadline = 0;
+    int drained = 0;
+    while (!g_stop) {
+        int64_t t = now_ns();
+        int sending = hz_started < cfg.probes || g.probe_sent < cfg.probes;
+        if (hz.fd >= 0 && t - hz.t0 > HZ_TIMEOUT_NS)
+            hz_finish(0, t);
+        /* a probe due while the previous one of its kind is still out waits
+         * for it: the late one is charged from its own start, so the
+         * healthz histogram has no coordinated omission within one probe */
+        if (hz_started < cfg.probes && t >= next_hz && hz.fd < 0) {
+            hz_start();
+            hz_started++;
+            next_hz += interval;
+        }
+        if (g.probe_sent < cfg.probes && t >= next_pub) {
+            int p = prod_free();
+            if (p >= 0) {
+                send_batch(p, next_pub);
+                g.probe_sent++;
+                next_pub += interval;
+            }
+        }
+        if (!sending) {
+            if (!drain_deadline)
+                drain_deadline = t + (int64_t)(cfg.drain_s * 1e9);
+            if (hz.fd < 0 && (int64_t)g.probe_rx >= g.probe_sent && !prod_any_busy()) {
+                drained = 1;
+                break;
+            }
+            if (t > drain_deadline)
+                break;
+        }
+        int64_t timeout = 5 * 1000000LL;
+        if (sending) {
+            int64_t due = next_hz < next_pub ? next_hz : next_pub;
+            if (due - t < timeout)
+                timeout = due - t;
+        }
+        poll_once(timeout);
+    }
+    if (g_stop)
+        error = "interrupted";
+    else if (!drained)
+        error = "drain_timeout";
+    if (hz.fd >= 0)
+        hz_finish(0, now_ns());
+    double wall_s = (now_ns() - t0) / 1e9;
+    double lg_cpu = cpu_self_s(&lg_sys1) - lg_cpu0;
+    lg_sys = lg_sys1 - lg_sys0;
+    double srv_cpu1 = read_proc_cpu_split(cfg.server_pid, &srv_user1, &srv_sys1);
+    double srv_cpu = (srv_cpu0 >= 0 && srv_cpu1 >= 0) ? srv_cpu1 - srv_cpu0 : -1;
+    if (srv_cpu >= 0) {
+        srv_user_s = srv_user1 - srv_user0;
+        srv_sys_s = srv_sys1 - srv_sys0;
+    }
+    if (g.probe_rx < (uint64_t)g.probe_sent)
+        g.tail_missing += (uint64_t)g.probe_sent - g.probe_rx;
+    printf("idle: %d connections held; healthz probes %" PRIu64 " ok, %" PRIu64 " failed, p50=%" PRIu64
+           " us p99=%" PRIu64 " us max=%" PRIu64 " us; live subscriber %" PRIu64 " of %" PRId64
+           " received, p50=%" PRIu64 " us p99=%" PRIu64 " us\n",
+           cfg.n, g.hz_ok, g.hz_failed, h_pct(&g.hz_hist, 50), h_pct(&g.hz_hist, 99), g.hz_hist.max,
+           g.probe_rx, g.probe_sent, h_pct(&g.hist, 50), h_pct(&g.hist, 99));
+    print_result("idle", error, wall_s, lg_cpu, srv_cpu, rss0, rss1, connect_s, drained);
+    cleanup_sockets();
+    if (strcmp(error, "none"))
+        return 3;
+    return 0; /* failed healthz probes are reported (hz_failed), not fatal */
 }
 
 int main(int argc, char **argv)
@@ -1442,6 +1873,8 @@ int main(int argc, char **argv)
         {"wave", 1, 0, 'W'},        {"producers", 1, 0, 'R'},  {"idle", 1, 0, 'I'},
         {"drain", 1, 0, 'D'},       {"connect-timeout", 1, 0, 'C'}, {"stall", 1, 0, 'T'},
         {"coalesce-us", 1, 0, 'Q'},  {"handicap-ns", 1, 0, 'J'},
+        {"topics", 1, 0, 'K'},      {"big-every", 1, 0, 'M'},  {"probes", 1, 0, 'B'},
+        {"probe-topic", 1, 0, 'O'},
         {"path", 1, 0, 'x'},        {"topic", 1, 0, 't'},      {"verbose", 0, 0, 'v'},
         {"help", 0, 0, 'H'},        {0, 0, 0, 0},
     };
@@ -1456,7 +1889,8 @@ int main(int argc, char **argv)
         case 'm':
             if (!strcmp(optarg, "max")) cfg.mode = MODE_MAX;
             else if (!strcmp(optarg, "rate")) cfg.mode = MODE_RATE;
-            else die("--mode must be max or rate");
+            else if (!strcmp(optarg, "idle")) cfg.mode = MODE_IDLE;
+            else die("--mode must be max, rate or idle");
             break;
         case 'w': cfg.window = atoi(optarg); break;
         case 'r': cfg.rate = atof(optarg); break;
@@ -1472,6 +1906,10 @@ int main(int argc, char **argv)
         case 'T': cfg.stall_s = atof(optarg); break;
         case 'Q': cfg.coalesce_us = atoi(optarg); break;
         case 'J': cfg.handicap_ns = atoi(optarg); break;
+        case 'K': cfg.topics = atoi(optarg); break;
+        case 'M': cfg.big_every = atoi(optarg); break;
+        case 'B': cfg.probes = atoi(optarg); break;
+        case 'O': cfg.probe_topic = optarg; break;
         case 'x': cfg.path = optarg; break;
         case 't': cfg.topic = optarg; break;
         case 'v': cfg.verbose = 1; break;
@@ -1489,8 +1927,14 @@ int main(int argc, char **argv)
         cfg.wave < 1 || cfg.producers < 1 || cfg.producers > 64 || cfg.duration <= 0 ||
         cfg.duration > 3600 || cfg.src_addrs < 0 || cfg.src_addrs > 250 ||
         cfg.coalesce_us < 0 || cfg.coalesce_us > 100000 || cfg.handicap_ns < 0 ||
-        cfg.handicap_ns > 1000000)
+        cfg.handicap_ns > 1000000 || cfg.topics < 0 || cfg.topics > cfg.n || cfg.big_every < 1 ||
+        cfg.probes < 1 || cfg.probes > 100000)
         die("bad arguments (see --help)");
+    if (cfg.mode == MODE_IDLE && (cfg.topics > 0 || cfg.batch != 1))
+        die("--mode idle takes --batch 1 and no --topics");
+    if (strlen(cfg.probe_topic) > 100 || strchr(cfg.probe_topic, '"') ||
+        strchr(cfg.probe_topic, '\\') || !strcmp(cfg.probe_topic, cfg.topic))
+        die("--probe-topic must be a plain string of at most 100 characters, not --topic");
     if (cfg.mode == MODE_RATE && cfg.rate <= 0)
         die("--mode rate needs --rate R > 0 (delivered msgs/s)");
     if (strlen(cfg.topic) > 100 || strchr(cfg.topic, '"') || strchr(cfg.topic, '\\'))
@@ -1513,8 +1957,10 @@ int main(int argc, char **argv)
             die("sched_setaffinity(cpu %d): %s", cfg.cpu, strerror(errno));
     }
 
+    g_nconn = cfg.n + (cfg.mode == MODE_IDLE ? 1 : 0);
+    topic_len = strlen(cfg.topic);
     /* file descriptors: N subscribers + producers + slack */
-    rlim_t need = (rlim_t)cfg.n + (rlim_t)cfg.producers + 64;
+    rlim_t need = (rlim_t)g_nconn + (rlim_t)cfg.producers + 64;
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
     if (rl.rlim_cur < need) {
@@ -1537,12 +1983,22 @@ int main(int argc, char **argv)
     if ((ntohl(server_addr.sin_addr.s_addr) >> 24) != 127)
         die("--host must be a loopback address (127.0.0.0/8)");
 
-    conns = calloc((size_t)cfg.n, sizeof *conns);
+    conns = calloc((size_t)g_nconn, sizeof *conns);
+    if (cfg.topics > 0) {
+        small_base = malloc((size_t)cfg.topics * sizeof *small_base);
+        small_subs = calloc((size_t)cfg.topics, sizeof *small_subs);
+        if (!small_base || !small_subs)
+            die("out of memory");
+        for (int j = 0; j < cfg.topics; j++)
+            small_base[j] = -1;
+        for (int i = 0; i < cfg.n; i++)
+            small_subs[i % cfg.topics]++;
+    }
     prods = calloc((size_t)cfg.producers, sizeof *prods);
     scratch = malloc(SCRATCH_SZ);
     if (!conns || !prods || !scratch)
         die("out of memory");
-    for (int i = 0; i < cfg.n; i++)
+    for (int i = 0; i < g_nconn; i++)
         conns[i].fd = -1;
     for (int i = 0; i < cfg.producers; i++)
         prods[i].fd = -1;
@@ -1560,8 +2016,8 @@ int main(int argc, char **argv)
     int64_t t_conn0 = now_ns();
     int64_t conn_deadline = t_conn0 + (int64_t)(cfg.connect_timeout_s * 1e9);
     int next = 0;
-    while (g.ready + g.dead < cfg.n) {
-        while (next < cfg.n && g.inflight < cfg.wave) {
+    while (g.ready + g.dead < g_nconn) {
+        while (next < g_nconn && g.inflight < cfg.wave) {
             int r = conn_start(next);
             if (r < 0)
                 die("connect() for connection %d: %s", next, strerror(-r));
@@ -1586,6 +2042,8 @@ int main(int argc, char **argv)
     long rss1 = read_rss_kb(cfg.server_pid);
     if (g.dead)
         die("%d connections were lost while idle", g.dead);
+    if (cfg.mode == MODE_IDLE)
+        return run_idle_probes(rss0, rss1, connect_s);
 
     /* ---- phase 3: warm-up batch (establishes the offset base) ---- */
     int pi = prod_free();
@@ -1607,7 +2065,8 @@ int main(int argc, char **argv)
     g.recvs = g.polls = 0;
     g_coalesce = cfg.coalesce_us > 0;
     g_handicap_ns = cfg.handicap_ns;
-    double srv_cpu0 = read_proc_cpu_s(cfg.server_pid);
+    double srv_user0, srv_sys0;
+    double srv_cpu0 = read_proc_cpu_split(cfg.server_pid, &srv_user0, &srv_sys0);
     int64_t t0 = now_ns();
     int64_t t_stop = t0 + (int64_t)(cfg.duration * 1e9);
     int64_t interval = 0, next_due = t0;
@@ -1615,7 +2074,12 @@ int main(int argc, char **argv)
     int64_t *queue_t = NULL;
     int64_t queue_cap = 0;
     if (cfg.mode == MODE_RATE) {
-        double ival = (double)cfg.batch * cfg.n / cfg.rate * 1e9;
+        /* deliveries per event: N, or in many-markets mode the average over
+         * the mix (one big-topic event of N per M events, the rest N/K) */
+        double per_event = cfg.n;
+        if (cfg.topics > 0 && cfg.big_every > 1)
+            per_event = ((double)cfg.n + (cfg.big_every - 1) * ((double)cfg.n / cfg.topics)) / cfg.big_every;
+        double ival = (double)cfg.batch * per_event / cfg.rate * 1e9;
         if (ival < 1000)
             ival = 1000;
         interval = (int64_t)ival;
@@ -1691,12 +2155,35 @@ int main(int argc, char **argv)
     g_handicap_ns = 0;
     double lg_cpu = cpu_self_s(&lg_sys1) - lg_cpu0;
     lg_sys = lg_sys1 - lg_sys0;
-    double srv_cpu1 = read_proc_cpu_s(cfg.server_pid);
+    double srv_user1, srv_sys1;
+    double srv_cpu1 = read_proc_cpu_split(cfg.server_pid, &srv_user1, &srv_sys1);
     double srv_cpu = (srv_cpu0 >= 0 && srv_cpu1 >= 0) ? srv_cpu1 - srv_cpu0 : -1;
+    if (srv_cpu >= 0) {
+        srv_user_s = srv_user1 - srv_user0;
+        srv_sys_s = srv_sys1 - srv_sys0;
+    }
 
     /* tail check: every live socket must have reached the last published offset */
     int64_t expected_last = g.base + g.nsent * cfg.batch - 1;
-    for (int i = 0; i < cfg.n; i++) {
+    if (cfg.topics > 0) {
+        /* per (connection, topic): all the events that topic got */
+        int64_t total = g.nsent * cfg.batch, nbig = big_count(total);
+        for (int i = 0; i < cfg.n; i++) {
+            conn_t *c = &conns[i];
+            if (c->state != ST_READY)
+                continue;
+            int j = i % cfg.topics;
+            int64_t have = c->last_off < 0 ? 0 : c->last_off - g.base + 1;
+            if (have < nbig)
+                g.tail_missing += (uint64_t)(nbig - have);
+            int64_t want2 = small_count(total, j);
+            int64_t have2 = c->last_off2 < 0 || small_base[j] < 0 ? 0 : c->last_off2 - small_base[j] + 1;
+            if (have2 < want2)
+                g.tail_missing += (uint64_t)(want2 - have2);
+        }
+        expected_last = -1; /* the loop below has nothing left to check */
+    }
+    for (int i = 0; i < cfg.n && expected_last >= 0; i++) {
         conn_t *c = &conns[i];
         if (c->state != ST_READY)
             continue;
