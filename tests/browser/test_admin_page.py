@@ -14,16 +14,15 @@ from pathlib import Path
 from playwright.async_api import Page
 
 from support import (
-    RawClient,
     base_url,
     open_ws,
     publish_ok,
     running_gateway,
     subscribe,
     trade_event,
-    ws_url,
 )
 from support.cluster import until
+from support.slow import cut_slow_consumer
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "browser"
 KEY = "browser-admin-key"
@@ -44,19 +43,7 @@ async def test_admin_page_renders_the_nodes_figures(tmp_path: Path, browser_page
             await subscribe(ws, ["trade/0xbrowser"])
         for seq in range(1, 6):
             await publish_ok(gw, [trade_event("0xbrowser", seq)])
-        slow = await RawClient.connect(ws_url(gw), rcvbuf=4096)
-        slow.send_text({"op": "subscribe", "args": ["trade/0xslow"], "req_id": "s"})
-        await until(lambda: gw.hub.subscriber_count("trade/0xslow") == 1, "slow subscribed")
-        seq = 0
-        while not gw.sockets.slow_consumers:
-            assert seq < 3000, "never cut"
-            batch = []
-            for _ in range(50):
-                seq += 1
-                event = trade_event("0xslow", seq)
-                event["data"]["trades"][0]["id"] = "x" * 1000 + str(seq)
-                batch.append(event)
-            await publish_ok(gw, batch)
+        slow = await cut_slow_consumer(gw, lambda batch: publish_ok(gw, batch))
         slow.close()
         await until(lambda: len(gw.sockets.conns) == CLIENTS, "the slow socket gone")
 

@@ -24,6 +24,7 @@ from support import (
 )
 from support.cluster import until
 from support.metrics import scrape
+from support.slow import cut_slow_consumer
 from support.webhook_receiver import Receiver
 
 KEY = "admin-key-of-the-test"
@@ -130,19 +131,7 @@ async def test_figures_of_the_node(tmp_path: Path, receiver: Receiver) -> None:
         assert hooks["attempts"] == {"5xx": 1}
 
         # A slow consumer cut, in the recent ones.
-        slow = await RawClient.connect(ws_url(gw), rcvbuf=4096)
-        slow.send_text({"op": "subscribe", "args": ["trade/0xslow"], "req_id": "s"})
-        await until(lambda: gw.hub.subscriber_count("trade/0xslow") == 1, "slow subscribed")
-        seq = 0
-        while not gw.sockets.slow_consumers:
-            assert seq < 3000, "never cut"
-            batch = []
-            for _ in range(50):
-                seq += 1
-                event = trade_event("0xslow", seq)
-                event["data"]["trades"][0]["id"] = "x" * 1000 + str(seq)
-                batch.append(event)
-            await publish_ok(gw, batch)
+        slow = await cut_slow_consumer(gw, lambda batch: publish_ok(gw, batch))
         slow.close()
         cuts = (await figures(gw))["slow_consumers"]
         assert cuts["total"] == 1

@@ -29,7 +29,6 @@ from streamgate.server.app import Gateway
 
 from support import (
     UNIT,
-    RawClient,
     base_url,
     notice,
     open_ws,
@@ -40,10 +39,10 @@ from support import (
     send_json,
     subscribe,
     trade_event,
-    ws_url,
 )
 from support.cluster import OwnRedis, Procs, until
 from support.metrics import Scrape, scrape
+from support.slow import cut_slow_consumer
 from support.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.redis
@@ -160,19 +159,7 @@ async def test_metrics_answer_the_operators_questions(
         assert 0 < limited < 10
 
         # -- a slow consumer: subscribes, never reads --------------------------------
-        slow = await RawClient.connect(ws_url(gw), rcvbuf=4096)
-        slow.send_text({"op": "subscribe", "args": ["trade/0xslow"], "req_id": "slow"})
-        await until(lambda: gw.hub.subscriber_count("trade/0xslow") == 1, "slow subscribed")
-        seq = 0
-        while gw.sockets.slow_consumers == 0:
-            assert seq < 3000, "the slow consumer was never cut"
-            batch = []
-            for _ in range(50):
-                seq += 1
-                event = trade_event("0xslow", seq)
-                event["data"]["trades"][0]["id"] = "x" * 1000 + str(seq)
-                batch.append(event)
-            await published(batch)
+        slow = await cut_slow_consumer(gw, published)
         frames = await slow.read_frames(3 * UNIT)
         slow.close()
         closes = [f for f in frames if f.opcode is Opcode.CLOSE]
