@@ -97,9 +97,60 @@ local function idle_epoch(base_key, fresh, window)
 end
 """
 
+# The book checksum (core.books.book_checksum, docs/protocol-notes.md "Book checksum"):
+# CRC32 of the top 25 levels per side, best first, "bid:size:ask:size:..." (LuaBitOp's
+# bit library, which Redis ships). Prices sort as Lua numbers (exact below 2**53).
+_CHECKSUM = """
+local crc_table
+local function crc32(s)
+  if not crc_table then
+    crc_table = {}
+    for i = 0, 255 do
+      local c = i
+      for _ = 1, 8 do
+        if bit.band(c, 1) == 1 then
+          c = bit.bxor(bit.rshift(c, 1), 0xEDB88320)
+        else
+          c = bit.rshift(c, 1)
+        end
+      end
+      crc_table[i] = c
+    end
+  end
+  local crc = bit.bnot(0)
+  for i = 1, #s do
+    crc = bit.bxor(bit.rshift(crc, 8), crc_table[bit.band(bit.bxor(crc, string.byte(s, i)), 255)])
+  end
+  crc = bit.bnot(crc)
+  if crc < 0 then crc = crc + 4294967296 end
+  return string.format('%.0f', crc)
+end
+local function book_checksum(book)
+  local flat = redis.call('HGETALL', book)
+  local asks, bids = {}, {}
+  for j = 1, #flat, 2 do
+    local side, price = string.sub(flat[j], 1, 1), string.sub(flat[j], 2)
+    if side == 'a' then
+      asks[#asks + 1] = {tonumber(price), price .. ':' .. flat[j + 1]}
+    elseif side == 'b' then
+      bids[#bids + 1] = {tonumber(price), price .. ':' .. flat[j + 1]}
+    end
+  end
+  table.sort(asks, function(x, y) return x[1] < y[1] end)
+  table.sort(bids, function(x, y) return x[1] > y[1] end)
+  local parts = {}
+  for k = 1, 25 do
+    if bids[k] then parts[#parts + 1] = bids[k][2] end
+    if asks[k] then parts[#parts + 1] = asks[k][2] end
+  end
+  return crc32(table.concat(parts, ':'))
+end
+"""
+
 # KEYS: meta, hist, book per item, then the idle base. ARGV: fresh epoch (also the idle
 # base if there is none), ts_ms, maxlen, ttl_ms, keep_ms, then the pub/sub channel, the
-# JSON data and the book operation per item. Returns {top, epoch} per item, or
+# JSON data and the book operation per item. Returns {top, epoch, checksum} per item
+# (checksum '' but for order-book events, whose data gets it as a last member), or
 # {'refused', item, code, book seq} with nothing written.
 #
 # A book operation is '' (not an order-book event) or
@@ -107,6 +158,7 @@ end
 # (size 0 deletes). Numbers stay strings, so prices and sizes keep every digit.
 _PUBLISH = (
     _IDLE
+    + _CHECKSUM
     + """
 local fresh, ts, maxlen, ttl, keep = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local n = (#KEYS - 1) / 3
@@ -138,8 +190,7 @@ for i = 1, n do
   end
   local top = redis.call('HINCRBY', meta, 'top', 1)
   redis.call('PEXPIRE', meta, keep)
-  redis.call('XADD', hist, 'MAXLEN', '~', maxlen, top .. '-1', 'd', data, 't', ts)
-  if ttl > 0 then redis.call('PEXPIRE', hist, ttl) end
+  local sum = ''
   if op ~= '' then
     local kind, seq, bts, mat, levels = string.match(op, '^(%a) (%d+) (%d+) (%d+)(.*)$')
     if kind == 'S' then redis.call('DEL', book) end
@@ -152,7 +203,11 @@ for i = 1, n do
       end
     end
     redis.call('PEXPIRE', book, keep)
+    sum = book_checksum(book)
+    data = string.sub(data, 1, -2) .. ',"checksum":' .. sum .. '}'
   end
+  redis.call('XADD', hist, 'MAXLEN', '~', maxlen, top .. '-1', 'd', data, 't', ts)
+  if ttl > 0 then redis.call('PEXPIRE', hist, ttl) end
   local group = groups[chan]
   if not group then
     group = {epoch .. ' ' .. ts}
@@ -160,7 +215,7 @@ for i = 1, n do
     order[#order + 1] = chan
   end
   group[#group + 1] = top .. ' ' .. data
-  out[i] = {top, epoch}
+  out[i] = {top, epoch, sum}
 end
 for _, chan in ipairs(order) do
   redis.call('PUBLISH', chan, table.concat(groups[chan], '\\n'))
@@ -222,6 +277,11 @@ def _book_op(channel: str, data: Any, ts_ms: int) -> str:
         for price, size in levels:
             parts += (side, str(price), str(size))
     return " ".join(parts)
+
+
+def _with_checksum(data: Any, checksum: bytes) -> Any:
+    """The data as the script published it: an order-book event gains its ``checksum``."""
+    return {**data, "checksum": int(checksum)} if checksum else data
 
 
 def _book_publication(channel: str, top: bytes, epoch: bytes, raw: Any, now_ms: int) -> Publication:
@@ -389,8 +449,8 @@ class RedisBroker:
             book_seq = int(seq) if seq else None
             raise chain_refusal(int(number) - 1, item.channel, item.data["seq"], book_seq)
         return [
-            Publication(item.channel, int(top), epoch.decode(), item.data, now)
-            for item, (top, epoch) in zip(items, rows, strict=True)
+            Publication(item.channel, int(top), epoch.decode(), _with_checksum(item.data, sum), now)
+            for item, (top, epoch, sum) in zip(items, rows, strict=True)
         ]
 
     async def _state(

@@ -9,16 +9,57 @@ published (PROTOCOL.md sections 2 and 4). The books themselves are broker state
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import heapq
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from streamgate.core.channels import is_book_channel
 from streamgate.errors import BookRefused
 
-__all__ = ["DELTA", "SNAPSHOT", "chain_refusal", "check_chain"]
+__all__ = [
+    "CHECKSUM_DEPTH",
+    "DELTA",
+    "SNAPSHOT",
+    "book_checksum",
+    "chain_refusal",
+    "check_chain",
+    "checksum_text",
+]
 
 SNAPSHOT = "orderbook_snapshot"
 DELTA = "orderbook_delta"
+
+# The book checksum (extension, docs/protocol-notes.md "Book checksum"): CRC32 of the top
+# CHECKSUM_DEPTH levels per side, best first, interleaved bid, ask, bid, ask...
+CHECKSUM_DEPTH = 25
+
+
+def checksum_text(bids: Iterable[tuple[int, int]], asks: Iterable[tuple[int, int]]) -> str:
+    """The string the checksum is taken of: ``bid:size:ask:size:...``, best levels first.
+
+    ``bids`` descending and ``asks`` ascending by price (best first), each already cut to
+    :data:`CHECKSUM_DEPTH`; when one side runs out, the other's levels continue alone.
+    """
+    parts: list[str] = []
+    bid_list, ask_list = list(bids), list(asks)
+    for i in range(max(len(bid_list), len(ask_list))):
+        if i < len(bid_list):
+            parts.append(f"{bid_list[i][0]}:{bid_list[i][1]}")
+        if i < len(ask_list):
+            parts.append(f"{ask_list[i][0]}:{ask_list[i][1]}")
+    return ":".join(parts)
+
+
+def book_checksum(bids: Mapping[int, int], asks: Mapping[int, int]) -> int:
+    """CRC32 (unsigned, as ``zlib.crc32``) of a book's top levels; 0 for an empty book.
+
+    ``bids`` and ``asks`` map price -> size. O(levels) per call (a partial selection,
+    not a sort), done once per publication by the broker that applies it.
+    """
+    top_bids = heapq.nlargest(CHECKSUM_DEPTH, bids.items())
+    top_asks = heapq.nsmallest(CHECKSUM_DEPTH, asks.items())
+    return zlib.crc32(checksum_text(top_bids, top_asks).encode("ascii"))
 
 
 def check_chain(items: Iterable[tuple[str, Any]], seq_of: Callable[[str], int | None]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -295,12 +296,47 @@ async def test_book_is_the_state_at_its_offset(backend: Backend) -> None:
         "timestamp": (T0 - 12) // 1000,
         "timestamp_ms": T0 - 12,
         "matched_at": T0 - 12,  # the last event's (filled from its timestamp_ms)
+        "checksum": zlib.crc32(b"99:1:101:2:98:4:102:5"),
     }
     assert await broker.book_seqs([BOOK, "orderbook/N"]) == {BOOK: 12}
     await broker.publish([book("snapshot", 3, [[BIG, 1]], [])])  # a snapshot replaces
     snap = await broker.book(BOOK)
     assert snap is not None
     assert (snap.data["seq"], snap.data["asks"], snap.data["bids"]) == (3, [[BIG, 1]], [])
+
+
+async def test_book_events_carry_the_checksum_of_the_book_after_them(backend: Backend) -> None:
+    """Extension (protocol-notes "Book checksum"): published, delivered, replayed, snapshot."""
+    recorder = Recorder()
+    broker = await backend.broker(recorder)
+    await broker.subscribe(BOOK)
+    deep = [[p, p % 7 + 1] for p in range(1000, 1040)]  # 40 levels: only 25 count
+    low = [[p, 3] for p in range(101, 131)]
+    pubs = await broker.publish(
+        [
+            book("snapshot", 1, deep, low),
+            book("delta", 2, [[1000, 0], [1041, 9]], [[BIG, 5]]),
+            *out("trade/M", {"n": 1}),
+        ]
+    )
+
+    def crc(asks: list[list[int]], bids: list[list[int]]) -> int:
+        best_asks, best_bids = sorted(asks)[:25], sorted(bids, reverse=True)[:25]
+        pairs = zip(best_bids, best_asks, strict=True)  # both sides are 25 deep here
+        return zlib.crc32(":".join(f"{b[0]}:{b[1]}:{a[0]}:{a[1]}" for b, a in pairs).encode())
+
+    first = crc(deep, low)
+    expected = crc([[p, s] for p, s in deep if p != 1000] + [[1041, 9]], [*low, [BIG, 5]])
+    assert [p.data.get("checksum") for p in pubs] == [first, expected, None]
+    await recorder.wait_for(2)
+    assert [p.data["checksum"] for p in recorder.of(BOOK)] == [first, expected]
+    replay = await broker.history(BOOK, pubs[0].position)
+    assert replay is not None and [p.data["checksum"] for p in replay[0]] == [expected]
+    snap = await broker.book(BOOK)
+    assert snap is not None and snap.data["checksum"] == expected
+    await broker.publish([book("snapshot", 9, [], [])])
+    snap = await broker.book(BOOK)
+    assert snap is not None and snap.data["checksum"] == 0  # crc32 of ""
 
 
 async def test_book_refusal_publishes_nothing(backend: Backend) -> None:
