@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from streamgate.auth.settings import AuthSettings
 from streamgate.errors import ConfigError
@@ -168,6 +169,10 @@ class Config:
             raise ConfigError("hard_max_frame_bytes must be >= max_frame_bytes")
         if self.broker not in ("memory", "redis"):
             raise ConfigError(f"broker must be 'memory' or 'redis', got {self.broker!r}")
+        if urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(
+                f"redis_url must be a redis://, rediss:// or unix:// URL, got {self.redis_url!r}"
+            )
         if self.worker_index < 0:
             raise ConfigError(f"worker_index must be >= 0, got {self.worker_index!r}")
         if self.workers > 1 and self.broker != "redis":

@@ -31,6 +31,7 @@ import orjson
 
 from streamgate.client.backoff import Backoff
 from streamgate.client.errors import ClientError
+from streamgate.core import exact_json
 from streamgate.protocol.producer import MAX_EVENTS
 
 __all__ = [
@@ -127,7 +128,7 @@ def batches(
     start, size, parts = 0, 0, list[bytes]()
     overhead = len(b'{"events":[]}')
     for index, event in enumerate(events):
-        encoded = orjson.dumps(event)
+        encoded = exact_json.dumps(event)
         grown = size + len(encoded) + (1 if parts else 0)
         if parts and (len(parts) >= max_batch or overhead + grown > max_bytes):
             yield start, b'{"events":[' + b",".join(parts) + b"]}", len(parts)
