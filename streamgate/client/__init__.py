@@ -1,5 +1,19 @@
 """Python client SDK: speaks the gateway's wire protocols; never imports server/ or hub/."""
 
+from streamgate.client.backoff import Backoff
+from streamgate.client.errors import (
+    AuthError,
+    BookGap,
+    BookOutOfSync,
+    ChecksumMismatch,
+    ClientError,
+    ClosedError,
+    ConnectError,
+    MarketNotFound,
+    ProtocolError,
+    SubscribeError,
+)
+from streamgate.client.events import Disconnected, Event, Reconnected, StreamItem
 from streamgate.client.http import HttpClient, HttpResult
 from streamgate.client.producer import (
     Producer,
@@ -8,13 +22,30 @@ from streamgate.client.producer import (
     PublishUnavailable,
     SyncProducer,
 )
+from streamgate.client.stream import StreamClient
 
 __all__ = [
+    "AuthError",
+    "Backoff",
+    "BookGap",
+    "BookOutOfSync",
+    "ChecksumMismatch",
+    "ClientError",
+    "ClosedError",
+    "ConnectError",
+    "Disconnected",
+    "Event",
     "HttpClient",
     "HttpResult",
+    "MarketNotFound",
     "Producer",
+    "ProtocolError",
     "PublishError",
     "PublishResult",
     "PublishUnavailable",
+    "Reconnected",
+    "StreamClient",
+    "StreamItem",
+    "SubscribeError",
     "SyncProducer",
 ]
