@@ -1,6 +1,7 @@
 """Python client SDK: speaks the gateway's wire protocols; never imports server/ or hub/."""
 
 from streamgate.client.backoff import Backoff
+from streamgate.client.book import LocalOrderBook, watch_book
 from streamgate.client.errors import (
     AuthError,
     BookGap,
@@ -22,6 +23,7 @@ from streamgate.client.producer import (
     PublishUnavailable,
     SyncProducer,
 )
+from streamgate.client.push import PushClient, mint_ticket
 from streamgate.client.stream import StreamClient
 
 __all__ = [
@@ -37,15 +39,19 @@ __all__ = [
     "Event",
     "HttpClient",
     "HttpResult",
+    "LocalOrderBook",
     "MarketNotFound",
     "Producer",
     "ProtocolError",
     "PublishError",
     "PublishResult",
     "PublishUnavailable",
+    "PushClient",
     "Reconnected",
     "StreamClient",
     "StreamItem",
     "SubscribeError",
     "SyncProducer",
+    "mint_ticket",
+    "watch_book",
 ]
