@@ -16,6 +16,7 @@ from streamgate.client.errors import (
 )
 from streamgate.client.events import Disconnected, Event, Reconnected, StreamItem
 from streamgate.client.http import HttpClient, HttpResult
+from streamgate.client.markets import list_markets, resolve_market
 from streamgate.client.producer import (
     Producer,
     PublishError,
@@ -52,6 +53,8 @@ __all__ = [
     "StreamItem",
     "SubscribeError",
     "SyncProducer",
+    "list_markets",
     "mint_ticket",
+    "resolve_market",
     "watch_book",
 ]
