@@ -216,11 +216,17 @@ def _coerce(name: str, raw: Any) -> Any:
         if kind == "int":
             if isinstance(raw, bool) or not isinstance(raw, int | str):
                 raise ValueError(f"expected an integer, got {raw!r}")
-            return int(raw)
+            try:
+                return int(raw)
+            except ValueError:
+                raise ValueError(f"expected an integer, got {raw!r}") from None
         if kind == "float":
             if isinstance(raw, bool) or not isinstance(raw, int | float | str):
                 raise ValueError(f"expected a number, got {raw!r}")
-            value = float(raw)
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ValueError(f"expected a number, got {raw!r}") from None
             if not math.isfinite(value):
                 raise ValueError(f"expected a finite number, got {raw!r}")
             return value

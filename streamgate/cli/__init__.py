@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from streamgate import __version__
-from streamgate.cli import apikey, config, publish, serve
+from streamgate.cli import apikey, bench, book, config, publish, push, serve, tail
 from streamgate.cli.common import CliError, Formatter
 from streamgate.client.errors import ClientError
 from streamgate.errors import ConfigError
@@ -44,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
         "--traceback", action="store_true", help="on an unexpected error, show the traceback"
     )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (serve, apikey, publish, config):
+    for group in (serve, apikey, tail, push, book, publish, bench, config):
         group.register(sub)
     return top
 

@@ -42,6 +42,13 @@ class DroppingProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         return self
 
+    def cut(self) -> int:
+        """Cut every connection open now (both sides); return how many were cut."""
+        writers = list(self._writers)
+        for writer in writers:
+            writer.transport.abort()
+        return len(writers) // 2
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
