@@ -30,7 +30,7 @@ from streamgate.core.exact_json import JsonNumber
 
 def py_type(schema: dict[str, Any]) -> str:
     if "$ref" in schema:
-        return schema["$ref"].rsplit("/", 1)[-1]
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
     if "const" in schema:
         return f"Literal[{schema['const']!r}]"
     if "enum" in schema:
