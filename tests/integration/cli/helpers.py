@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from streamgate.client.http import HttpClient
 
 from support import UNIT
 
-__all__ = ["Done", "clean_env", "error_line", "history_offset", "streamgate"]
+__all__ = ["Done", "clean_env", "demo_gateway", "error_line", "history_offset", "streamgate"]
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -88,3 +90,35 @@ async def history_offset(port: int, topic: str) -> tuple[int, list[Any]]:
     assert result.status == 200, result.body
     doc = result.json()
     return doc["offset"], doc["events"]
+
+
+@asynccontextmanager
+async def demo_gateway(data: Path) -> AsyncIterator[int]:
+    """``streamgate serve --demo --port 0`` in ``data``; yields its port, stops it after."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "streamgate",
+        "serve",
+        "--demo",
+        "--port",
+        "0",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        cwd=data,
+        env=clean_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20 * UNIT)).decode()
+        assert line.startswith("streamgate listening on http://127.0.0.1:"), line
+        yield int(line.rsplit(":", 1)[1])
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10 * UNIT)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
