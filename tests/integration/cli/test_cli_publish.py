@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from pathlib import Path
+
+import pexpect
 
 from streamgate.server.app import Gateway
 
-from .helpers import error_line, history_offset, streamgate
-from support import PRODUCER_KEY, trade_event
+from .helpers import ROOT, clean_env, error_line, history_offset, streamgate
+from support import PRODUCER_KEY, UNIT, trade_event
 
 
 def lines(events: list[dict[str, object]]) -> str:
@@ -87,3 +91,32 @@ async def test_an_empty_input_and_a_missing_file(tmp_path: Path) -> None:
     assert error_line(empty) == "streamgate: no events to publish (empty input)"
     missing = await streamgate("publish", str(tmp_path / "none.jsonl"), "--key", "k")
     assert error_line(missing).startswith("streamgate: cannot read ")
+
+
+async def test_a_large_file_shows_a_progress_bar_on_a_terminal(gw: Gateway, tmp_path: Path) -> None:
+    """In a real pty (pexpect): the bar is drawn on stderr while batches go, then cleared."""
+    market = "0x" + "5f" * 32
+    path = tmp_path / "big.jsonl"
+    path.write_text(lines([trade_event(market, n) for n in range(1, 5001)]), encoding="utf-8")
+    argv = ["-m", "streamgate", "publish", str(path), "--batch", "100"]
+    argv += ["--url", f"http://127.0.0.1:{gw.port}", "--key", PRODUCER_KEY]
+
+    def run() -> tuple[str, int]:
+        child = pexpect.spawn(
+            sys.executable,
+            argv,
+            cwd=str(ROOT),
+            env=clean_env(TERM="xterm"),
+            encoding="utf-8",
+            dimensions=(24, 100),
+            timeout=30 * UNIT,
+        )
+        child.expect(r"publishing.*\d+/5000")  # the bar, with its count
+        child.expect("published 5000 events: 5000 accepted, 0 duplicates")
+        child.expect(pexpect.EOF)
+        child.close()
+        return str(child.before), int(child.exitstatus or 0)
+
+    rest, code = await asyncio.to_thread(run)
+    assert code == 0 and "Traceback" not in rest
+    assert (await history_offset(gw.port, f"trade/{market}"))[0] == 5000
