@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from streamgate.client.errors import AuthError, ClosedError, SubscribeError
 from streamgate.server.app import Gateway
 
 from support import UNIT, publish_ok, running_gateway, trade_event, ws_url
+from support.redis_server import REDIS_URL, delete_prefix, ensure_redis
 
 WAIT = 10.0 * UNIT
 FAST = Backoff(initial=0.05, maximum=0.2)
@@ -117,3 +119,89 @@ async def test_restart_of_a_memory_gateway_is_reported_not_recovered(tmp_path: P
         await client.subscribe("trade/M")
     async with asyncio.timeout(WAIT):
         assert [i async for i in items if isinstance(i, Event)] == []
+
+
+async def test_history_that_ran_out_is_reported_and_the_rest_resumes(tmp_path: Path) -> None:
+    """history_size 3: five trades missed on M cannot be replayed, N's gap can."""
+    async with running_gateway(tmp_path, history_size=3) as gw:
+        client = StreamClient(ws_url(gw), backoff=FAST)
+        missed = asyncio.Event()
+
+        async def while_disconnected(item: object) -> None:
+            # Awaited before the client even waits to reconnect: published in the gap.
+            if isinstance(item, Disconnected) and not missed.is_set():
+                missed.set()
+                await publish_ok(gw, [trade_event("M", s) for s in range(2, 7)])
+                await publish_ok(gw, [trade_event("N", 2)])
+
+        client.on_event(while_disconnected)
+        async with client:
+            await client.subscribe("trade/M", "trade/N")
+            items = aiter(client)
+            await publish_ok(gw, [trade_event("M", 1), trade_event("N", 1)])
+            assert {(await next_event(items)).topic for _ in range(2)} == {"trade/M", "trade/N"}
+            assert client._ws is not None
+            client._ws.transport.abort()
+            events: list[Event] = []
+            async with asyncio.timeout(WAIT):
+                item = await items.__anext__()
+                while not isinstance(item, Reconnected):
+                    item = await items.__anext__()
+            assert item == Reconnected(1, False, ("trade/M",))
+            events.append(await next_event(items))  # N's missed trade, replayed
+            await publish_ok(gw, [trade_event("M", 7)])
+            events.append(await next_event(items))
+            assert [(e.topic, e.seq) for e in events] == [("trade/N", 2), ("trade/M", 7)]
+
+
+async def test_restart_with_redis_resumes_every_event_exactly_once(tmp_path: Path) -> None:
+    """The client's node drains and comes back on its port; a second node keeps publishing."""
+    await ensure_redis()
+    prefix = f"sgtest:{secrets.token_hex(6)}:"
+    shared = {"broker": "redis", "redis_url": REDIS_URL, "redis_prefix": prefix}
+    total = 200
+    try:
+        async with running_gateway(tmp_path / "p", **shared) as publisher:
+
+            async def produce() -> None:
+                for seq in range(1, total + 1):
+                    await publish_ok(publisher, [trade_event("M", seq)])
+
+            seqs: list[int] = []
+            reconnects: list[Reconnected] = []
+            first = running_gateway(tmp_path / "a", **shared)
+            node = await first.__aenter__()
+            port = node.port
+            client = StreamClient(ws_url(port), backoff=FAST)
+            await client.connect()
+            await client.subscribe("trade/M")
+            producer = asyncio.create_task(produce())
+            restarted = False
+            try:
+                async with asyncio.timeout(WAIT * 3):
+                    async for item in client:
+                        if isinstance(item, Reconnected):
+                            reconnects.append(item)
+                        if not isinstance(item, Event):
+                            continue
+                        assert item.seq is not None
+                        seqs.append(item.seq)
+                        if item.seq == 50 and not restarted:
+                            restarted = True
+                            await first.__aexit__(None, None, None)  # drained: 1012
+                            second = running_gateway(tmp_path / "b", port=port, **shared)
+                            await second.__aenter__()
+                        if item.seq == total:
+                            break
+                await producer
+            finally:
+                producer.cancel()
+                await client.close()
+                if restarted:
+                    await second.__aexit__(None, None, None)
+                else:
+                    await first.__aexit__(None, None, None)
+    finally:
+        await delete_prefix(prefix)
+    assert seqs == list(range(1, total + 1))
+    assert [r.recovered for r in reconnects] == [True]
