@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from streamgate import __version__
-from streamgate.cli import apikey, bench, book, config, publish, push, serve, tail
+from streamgate.cli import apikey, bench, book, config, markets, publish, push, serve, tail
 from streamgate.cli.common import CliError, Formatter
 from streamgate.client.errors import ClientError
 from streamgate.errors import ConfigError
@@ -22,6 +22,7 @@ __all__ = ["main", "parser"]
 _EPILOG = """\
 examples:
   streamgate serve --demo                      the gateway and its demo venue on :8080
+  streamgate markets                           symbols and addresses
   streamgate tail trade/BTC-PERP ticker/ETH-PERP
   streamgate book BTC-PERP                     a live top of book
   streamgate publish events.jsonl              JSON lines through the producer API
@@ -44,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
         "--traceback", action="store_true", help="on an unexpected error, show the traceback"
     )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (serve, apikey, tail, push, book, publish, bench, config):
+    for group in (serve, apikey, markets, tail, push, book, publish, bench, config):
         group.register(sub)
     return top
 

@@ -155,7 +155,8 @@ async def _publish(
                 accepted += result.accepted
                 duplicates += result.duplicates
                 progress.advance(task, len(chunk))
-    print(f"published {len(lines)} events: {accepted} accepted, {duplicates} duplicates")
+    noun = "event" if len(lines) == 1 else "events"
+    print(f"published {len(lines)} {noun}: {accepted} accepted, {duplicates} duplicates")
     return 0
 
 

@@ -42,6 +42,21 @@ def _levels(levels: Any) -> str:
     return f"{len(levels)}" if isinstance(levels, list) else "?"
 
 
+def _changes(data: dict[str, Any], most: int = 4) -> str:
+    """A small delta's levels: ``ask 160 @ 6500600``, ``bid @ 6500400 removed``."""
+    out = []
+    for side in ("asks", "bids"):
+        levels = data.get(side)
+        for level in levels if isinstance(levels, list) else ():
+            if not (isinstance(level, list) and len(level) >= 2):
+                return ""
+            price, size = _scalar(level[0]), _scalar(level[1])
+            out.append(
+                f"{side[:-1]} @ {price} removed" if size == "0" else f"{side[:-1]} {size} @ {price}"
+            )
+    return ", ".join(out) if len(out) <= most else ""
+
+
 def gist(data: Any) -> str:
     """What an event says, in a few words: trades, book changes, a ticker, a push."""
     if isinstance(data, list):  # private events: OrderResponse, FillResponse ... items
@@ -58,6 +73,9 @@ def gist(data: Any) -> str:
     elif data.get("type") in ("orderbook_snapshot", "orderbook_delta"):
         kind = "snapshot" if data["type"] == "orderbook_snapshot" else "delta"
         text = f"{kind}: {_levels(data.get('asks'))} asks, {_levels(data.get('bids'))} bids"
+        if kind == "delta":
+            changes = _changes(data)
+            text = f"delta: {changes}" if changes else text
         for side in ("asks", "bids"):
             levels = data.get(side)
             if kind == "snapshot" and isinstance(levels, list) and levels:

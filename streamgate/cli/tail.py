@@ -82,6 +82,7 @@ async def _tail(args: argparse.Namespace) -> int:
         for topic in names:
             if topic not in acked:
                 news(f"-- not subscribed: {names[topic]} (refused by the gateway)")
+        news("-- subscribed: " + ", ".join(names[t] for t in acked if t in names))
         try:
             async with asyncio.timeout(args.seconds):
                 async for item in client:

@@ -18,6 +18,7 @@ COMMANDS = [
     ["apikey", "create"],
     ["apikey", "revoke"],
     ["apikey", "list"],
+    ["markets"],
     ["tail"],
     ["push"],
     ["push", "tail"],
