@@ -8,7 +8,9 @@ once. A refusal (4xx) is never retried and names the event of the whole call.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +20,8 @@ from streamgate.client.backoff import Backoff
 from streamgate.client.http import HttpClient
 from streamgate.server.app import Gateway
 
-from support import PRODUCER_KEY, UNIT, base_url, trade_event
-from support.cluster import free_port
+from support import PRODUCER_KEY, UNIT, base_url, running_gateway, trade_event
+from support.cluster import OwnRedis, Procs, free_port, until
 from support.proxy import DroppingProxy
 
 FAST = Backoff(initial=0.01, maximum=0.05)
@@ -126,3 +128,34 @@ async def test_no_gateway_raises_unavailable_after_the_retries() -> None:
         with pytest.raises(PublishUnavailable) as failed:
             await producer.publish(trade_event("0x" + "f6" * 32, 1))
     assert (failed.value.status, failed.value.code) == (0, "CONNECTION")
+
+
+@pytest.mark.redis
+async def test_503_is_retried_after_its_retry_after_and_delivers_once(
+    tmp_path: Path, procs: Procs
+) -> None:
+    """Redis stops: the gateway answers 503 with ``Retry-After: 1``; Redis comes back (empty,
+    no persistence); the producer's retries, a second apart whatever its backoff, publish."""
+    redis = OwnRedis(procs)
+    await redis.start()
+    settings = {"broker": "redis", "redis_url": redis.url, "redis_timeout": 1.0}
+    async with running_gateway(tmp_path, **settings) as gw:
+        proxy = await DroppingProxy(gw.port).start()
+        try:
+            market = "0x" + "a7" * 32
+            async with Producer(proxy.url, PRODUCER_KEY, retries=60, backoff=FAST) as producer:
+                await redis.stop()
+                task = asyncio.create_task(producer.publish(*trades(market, 30)))
+                await until(lambda: proxy.statuses.count(503) >= 3, "three 503 answers")
+                await redis.start()
+                result = await asyncio.wait_for(task, 60 * UNIT)
+            assert result.accepted == 30 and result.retries >= 3
+            assert proxy.statuses[-1] == 200 and set(proxy.statuses[:-1]) == {503}
+            refused = [at for at, status in proxy.answered if status == 503]
+            gaps = [b - a for a, b in itertools.pairwise(refused)]
+            assert min(gaps) >= 0.9, gaps  # Retry-After: 1, not the 10-50 ms backoff
+            offset, events = await delivered(gw, f"trade/{market}")
+            assert offset == 30  # a fresh Redis: one offset per event, none twice
+            assert [e["data"]["trades"][0]["id"] for e in events] == [f"t{n}" for n in range(1, 31)]
+        finally:
+            await proxy.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from contextlib import suppress
 
 __all__ = ["DroppingProxy"]
@@ -23,6 +24,7 @@ class DroppingProxy:
         self.drop_answers = drop_answers
         self.dropped = 0
         self.statuses: list[int] = []  # every response status the gateway sent, in order
+        self.answered: list[tuple[float, int]] = []  # (time.monotonic(), status) of each
         self.connections = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -77,6 +79,7 @@ class DroppingProxy:
             while chunk := await up_reader.read(65536):
                 found = [int(m.group(1)) for m in _STATUS.finditer(chunk)]
                 self.statuses.extend(found)
+                self.answered.extend((time.monotonic(), status) for status in found)
                 if found and self.drop_answers > 0:
                     self.drop_answers -= 1
                     self.dropped += 1
