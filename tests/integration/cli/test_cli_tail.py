@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 
 from streamgate.auth.apikeys import ApiKeyStore
+from streamgate.client.http import HttpClient
 from streamgate.config import MarketConfig
 from streamgate.server.app import Gateway
+from streamgate.venue.runner import DEMO_MARKETS
 
-from .helpers import ROOT, clean_env
+from .helpers import ROOT, clean_env, demo_gateway
 from support import UNIT, notice, publish_ok, running_gateway, trade_event
-from support.cluster import free_port
+from support.cluster import free_port, until
 from support.proxy import DroppingProxy
 
 MARKET = "0x" + "5e" * 32
@@ -185,3 +187,42 @@ async def test_push_tail_prints_a_sub_users_pushes(gw: Gateway, tmp_path: Path) 
     for line in tail.out:
         assert re.match(r"^\d\d:\d\d:\d\d\.\d{3} system\.notice seq=- offset=\d+ ", line), line
         assert "severity=info message=hello " in line, line
+
+
+async def test_tail_of_the_private_stream_with_a_bearer(tmp_path: Path) -> None:
+    """The demo's account: its bearer opens /ws/private; its own order arrives as a line."""
+    async with demo_gateway(tmp_path) as port:
+        url = f"http://127.0.0.1:{port}"
+        http = HttpClient(url)
+        try:
+            account = (await http.request("POST", "/demo/account")).json()
+            tail = await start(
+                "tail",
+                "order",
+                "--bearer",
+                account["token"],
+                "--url",
+                url,
+                "--json",
+                "--count",
+                "1",
+            )
+            try:
+                await until(
+                    lambda: any("-- subscribed: order" in line for line in tail.err),
+                    lambda: "\n".join(tail.err),
+                )
+                order = {"market_addr": DEMO_MARKETS[0].market_addr, "side": "buy", "size": 10}
+                placed = await http.post_json(
+                    "/demo/orders", order, {"authorization": f"Bearer {account['token']}"}
+                )
+                assert placed.status == 200, placed.body
+                assert await tail.wait() == 0, tail.err
+            finally:
+                await tail.stop()
+        finally:
+            await http.close()
+    [line] = tail.out
+    doc = json.loads(line)
+    assert doc["topic"] == "order"
+    assert all(item["user_addr"] == account["user_id"] for item in doc["data"])
