@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ def percentile(sorted_values: list[float], p: float) -> float:
     """The ``p``-th percentile (nearest rank) of ascending ``sorted_values``."""
     if not sorted_values:
         return float("nan")
-    rank = max(1, min(len(sorted_values), round(p / 100 * len(sorted_values) + 0.5)))
+    rank = max(1, min(len(sorted_values), math.ceil(p / 100 * len(sorted_values))))
     return sorted_values[rank - 1]
 
 
