@@ -377,6 +377,31 @@ async def test_books_of_two_markets_chain_independently(backend: Backend) -> Non
 
 
 @pytest.mark.redis
+async def test_a_book_written_before_its_level_index_gets_the_right_checksum(
+    redis_backend: Backend,
+) -> None:
+    """A book hash from before issue 13 (no level index, no 'z'): indexed on its next delta."""
+    broker = await redis_backend.broker()
+    asks, bids = [[200 + i, i + 1] for i in range(60)], [[100 - i, 2] for i in range(60)]
+    await broker.publish([book("snapshot", 1, asks, bids)])
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        await redis.delete(f"{redis_backend.prefix}booklevels:{BOOK}")
+        await redis.hdel(f"{redis_backend.prefix}book:{BOOK}", "z")
+    finally:
+        await redis.aclose()
+    [pub] = await broker.publish([book("delta", 2, [[200, 0]], [[100, 9]])])
+    memory = MemoryBroker(history_size=SIZE, history_ttl=TTL, clock_ms=redis_backend.clock)
+    await memory.start(Recorder())
+    await memory.publish([book("snapshot", 1, asks, bids)])
+    [same] = await memory.publish([book("delta", 2, [[200, 0]], [[100, 9]])])
+    await memory.close()
+    assert pub.data["checksum"] == same.data["checksum"]
+    snap = await broker.book(BOOK)
+    assert snap is not None and snap.data["checksum"] == same.data["checksum"]
+
+
+@pytest.mark.redis
 async def test_racing_deltas_from_two_nodes_extend_the_book_once(redis_backend: Backend) -> None:
     a, b = await redis_backend.broker(), await redis_backend.broker()
     await a.publish([book("snapshot", 1, [], [])])
