@@ -13,7 +13,10 @@ already has are dropped by offset, so the application sees each event once.
 Not retried: a refused ``auth`` (the bearer is bad or expired: :class:`AuthError`),
 close 1008 (the gateway judged the client abusive) and protocol errors (1002, 1003,
 1007, 1009). The iterator then yields a final ``Disconnected(retry_in=None)`` and ends;
-:attr:`StreamClient.failure` holds the reason.
+:attr:`StreamClient.failure` holds the reason. A bearer that expires on an open socket
+(``TOKEN_EXPIRED``: private delivery stops) ends the stream the same way, unless
+``refresh_bearer`` gives a new one: then the client authenticates again on the same
+socket and the gateway brings the private topics back with what was missed.
 """
 
 from __future__ import annotations
@@ -121,6 +124,10 @@ class StreamClient:
         reconnect: False: a dropped connection ends the stream.
         open_timeout: seconds for the handshake and for each request's reply.
         max_attempts: reconnect attempts in a row before giving up (None: forever).
+        refresh_bearer: returns a new bearer; called when the gateway says the bearer
+            expired (``TOKEN_EXPIRED``, the socket stays open and private topics come
+            back with what was missed) or refuses it on a reconnect. Without it, either
+            ends the stream with :class:`AuthError`.
     """
 
     def __init__(
@@ -132,6 +139,7 @@ class StreamClient:
         reconnect: bool = True,
         open_timeout: float = 10.0,
         max_attempts: int | None = None,
+        refresh_bearer: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         self.urls = (url,) if isinstance(url, str) else tuple(url)
         if not self.urls:
@@ -142,6 +150,7 @@ class StreamClient:
         self.reconnect = reconnect
         self.open_timeout = open_timeout
         self.max_attempts = max_attempts
+        self.refresh_bearer = refresh_bearer
         self.user_id: str | None = None
         self.failure: ClientError | None = None
         # topic -> (offset, epoch) of the last event seen; None: subscribed, none seen yet
@@ -155,6 +164,7 @@ class StreamClient:
         self._iterated = False
         self._connected = asyncio.Event()
         self._closing = False
+        self._refreshing: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -188,6 +198,8 @@ class StreamClient:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
+        if self._refreshing is not None:
+            self._refreshing.cancel()
         self._fail_pending(ClosedError())
         self._items.end()
 
@@ -234,6 +246,21 @@ class StreamClient:
         start = time.monotonic()
         await self._request({"op": "ping", "ts": time.time_ns()})
         return time.monotonic() - start
+
+    async def authenticate(self, bearer: str) -> None:
+        """Send a new bearer on the open socket (and on every reconnect from now on).
+
+        Before the old one expires this extends the session; after ``TOKEN_EXPIRED`` the
+        gateway brings the private topics back, replaying what was published meanwhile.
+
+        Raises:
+            AuthError: the gateway refused it.
+        """
+        (answer,) = (await self._request({"op": "auth", "bearer": bearer}))[:1]
+        if answer.get("op") != "auth" or answer.get("success") is not True:
+            raise AuthError(str(answer.get("message") or answer.get("op")))
+        self.bearer = bearer
+        self.user_id = answer.get("user_id")
 
     # -- output ------------------------------------------------------------------------
 
@@ -303,6 +330,7 @@ class StreamClient:
     async def _reconnect(self, code: int | None, reason: str) -> bool:
         """Reconnect, re-auth, resubscribe with resume; emit Reconnected. False: gave up."""
         attempt = 0
+        refreshed = False
         while True:
             if self.max_attempts is not None and attempt >= self.max_attempts:
                 self.failure = ConnectError(f"gave up after {attempt} reconnect attempts")
@@ -319,6 +347,12 @@ class StreamClient:
                 await self._open()
                 lost = await self._resubscribe()
             except AuthError as exc:
+                if self.refresh_bearer is not None and not refreshed:
+                    refreshed = True  # one new bearer per reconnect: a refused one ends it
+                    with contextlib.suppress(Exception):
+                        self.bearer = await self.refresh_bearer()
+                        code, reason = None, f"auth refused: {exc.code}; new bearer"
+                        continue
                 self.failure = exc
                 await self._emit(Disconnected(code, f"auth refused: {exc.code}", None))
                 return False
@@ -367,6 +401,9 @@ class StreamClient:
             self._fail_pending(_Lost())
             if self._closing:
                 break
+            if isinstance(self.failure, AuthError):  # TOKEN_EXPIRED and no new bearer
+                await self._emit(Disconnected(code, self.failure.code, None))
+                break
             if not self.reconnect or code in FATAL_CLOSE_CODES:
                 self.failure = ClosedError(code, reason)
                 await self._emit(Disconnected(code, reason, None))
@@ -403,11 +440,33 @@ class StreamClient:
         req_id = frame.get("req_id")
         pending = self._pending.get(req_id) if isinstance(req_id, str) else None
         if pending is None:
-            if op == "error":
+            if op == "error" and frame.get("message") == "TOKEN_EXPIRED":
+                self._bearer_expired()
+            elif op == "error":
                 log.warning("! gateway error %s: %s", frame.get("message"), frame.get("detail"))
             return None
         _collect(pending, frame)
         return None
+
+    def _bearer_expired(self) -> None:
+        """``TOKEN_EXPIRED``: authenticate with a new bearer, or end the stream."""
+        if self._refreshing is not None and not self._refreshing.done():
+            return
+        self._refreshing = asyncio.create_task(self._refresh(), name="streamgate-refresh")
+
+    async def _refresh(self) -> None:
+        error = AuthError("TOKEN_EXPIRED", "the bearer expired")
+        if self.refresh_bearer is not None:
+            try:
+                await self.authenticate(await self.refresh_bearer())
+                return
+            except (AuthError, _Lost, TimeoutError) as exc:
+                error = exc if isinstance(exc, AuthError) else error
+            except Exception as exc:  # the application's callback failed
+                log.warning("! refresh_bearer failed: %r", exc)
+        self.failure = error
+        if self._ws is not None:
+            await self._ws.close()  # the reader ends; _run reports the failure
 
     def _event(self, frame: dict[str, Any], raw: bytes) -> Event | None:
         event = parse_event(frame, raw)

@@ -74,21 +74,68 @@ async def test_reconnect_authenticates_again_and_resumes_private_topics(tmp_path
 async def test_an_expired_bearer_is_not_retried(tmp_path: Path) -> None:
     async with running_gateway(tmp_path, jwt_leeway=0) as gw:
         short = gw.tokens.issue(USER, ttl=2.0)
+        expiry = time.time() + 3.0  # exp is floored to the second
+
+        async def hold_until_expired(item: object) -> None:
+            # Awaited before the reconnect: it runs with the bearer expired.
+            if isinstance(item, Disconnected) and item.retry_in is not None:
+                async with asyncio.timeout(WAIT):
+                    while time.time() < expiry:
+                        await asyncio.sleep(0.05)
+
         client = StreamClient(ws_url(gw, "/ws/private"), bearer=short, backoff=FAST)
+        client.on_event(hold_until_expired)
         async with client:
             await client.subscribe("order")
             items = aiter(client)
-            expiry = time.time() + 3.0
-            async with asyncio.timeout(WAIT):
-                while time.time() < expiry:  # the bearer's exp passes (seconds, floored)
-                    await asyncio.sleep(0.1)
             assert client._ws is not None
-            client._ws.transport.abort()
+            client._ws.transport.abort()  # dropped while the bearer is still valid
             got = await items_until(items, lambda i: False)  # ends by itself
             # one attempt (a Disconnected with its delay), then the refusal, final
+            assert isinstance(got[0], Disconnected) and got[0].retry_in is not None
             assert got == [
-                Disconnected(None, "connection lost", got[0].retry_in),  # type: ignore[union-attr]
+                Disconnected(None, "connection lost", got[0].retry_in),
                 Disconnected(None, "auth refused: INVALID_TOKEN", None),
             ]
-            assert isinstance(got[0], Disconnected) and got[0].retry_in is not None
             assert isinstance(client.failure, AuthError)
+
+
+async def test_token_expired_ends_the_stream_without_a_refresh(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path, jwt_leeway=0) as gw:
+        client = StreamClient(
+            ws_url(gw, "/ws/private"), bearer=gw.tokens.issue(USER, ttl=2.0), backoff=FAST
+        )
+        async with client:
+            await client.subscribe("order")
+            got = await items_until(aiter(client), lambda i: False)  # ends by itself
+        assert got == [Disconnected(1000, "TOKEN_EXPIRED", None)]  # 1000: the SDK closed
+        assert isinstance(client.failure, AuthError) and client.failure.code == "TOKEN_EXPIRED"
+
+
+async def test_a_refreshed_bearer_brings_the_private_topics_back(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path, jwt_leeway=0) as gw:
+        refreshed: list[str] = []
+
+        async def refresh() -> str:
+            await publish_ok(gw, [order_event(2)])  # published while the topics are off
+            refreshed.append(gw.tokens.issue(USER))
+            return refreshed[-1]
+
+        client = StreamClient(
+            ws_url(gw, "/ws/private"),
+            bearer=gw.tokens.issue(USER, ttl=2.0),
+            backoff=FAST,
+            refresh_bearer=refresh,
+        )
+        async with client:
+            await client.subscribe("order")
+            items = aiter(client)
+            await publish_ok(gw, [order_event(1)])
+            got = await items_until(items, lambda i: isinstance(i, Event))
+            assert [i.data[0]["sid"] for i in got if isinstance(i, Event)] == ["o1"]
+            got = await items_until(items, lambda i: isinstance(i, Event))  # after the expiry
+            assert [i.data[0]["sid"] for i in got if isinstance(i, Event)] == ["o2"]
+            assert client.bearer == refreshed[0] and client.failure is None
+            await publish_ok(gw, [order_event(3)])
+            got = await items_until(items, lambda i: isinstance(i, Event))
+            assert [i.data[0]["sid"] for i in got if isinstance(i, Event)] == ["o3"]
