@@ -27,8 +27,8 @@ from websockets.typing import Subprotocol
 from streamgate.client.backoff import Backoff
 from streamgate.client.errors import AuthError, ClientError, ClosedError, ConnectError
 from streamgate.client.events import Disconnected, Reconnected, StreamItem
+from streamgate.client.frames import ItemQueue, decode_frame, parse_event
 from streamgate.client.http import HttpClient
-from streamgate.client.stream import _decode, _Items, parse_event
 
 __all__ = ["PushClient", "mint_ticket"]
 
@@ -102,7 +102,7 @@ class PushClient:
         self.failure: ClientError | None = None
         self._ws: ClientConnection | None = None
         self._runner: asyncio.Task[None] | None = None
-        self._items = _Items()
+        self._items = ItemQueue()
         self._closing = False
 
     async def __aenter__(self) -> PushClient:
@@ -169,7 +169,7 @@ class PushClient:
             raise ConnectError(f"cannot connect to {self.base_url}/ws: {exc}") from exc
         try:
             async with asyncio.timeout(self.open_timeout):
-                frame = _decode(await self._ws.recv(decode=False))
+                frame = decode_frame(await self._ws.recv(decode=False))
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else None
             reason = exc.rcvd.reason if exc.rcvd is not None else "connection lost"
@@ -205,7 +205,7 @@ class PushClient:
             while True:
                 raw = await ws.recv(decode=False)
                 data = raw if isinstance(raw, bytes) else raw.encode()
-                event = parse_event(_decode(data), data, topic_key="event")
+                event = parse_event(decode_frame(data), data, topic_key="event")
                 if event.offset is not None and event.epoch is not None:
                     last = self.position
                     if last is not None and last[1] == event.epoch and event.offset <= last[0]:

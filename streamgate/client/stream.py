@@ -27,7 +27,6 @@ import inspect
 import itertools
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,9 +44,10 @@ from streamgate.client.errors import (
     SubscribeError,
 )
 from streamgate.client.events import Disconnected, Event, Reconnected, StreamItem
+from streamgate.client.frames import ItemQueue, decode_frame, parse_event
 from streamgate.core import exact_json
 
-__all__ = ["FATAL_CLOSE_CODES", "StreamClient", "parse_event"]
+__all__ = ["FATAL_CLOSE_CODES", "StreamClient"]
 
 log = logging.getLogger("streamgate.client")
 
@@ -61,47 +61,6 @@ Replies = list[dict[str, Any]]
 
 class _Lost(Exception):
     """The connection dropped while a request waited for its reply."""
-
-
-def parse_event(frame: dict[str, Any], raw: bytes | str, *, topic_key: str = "topic") -> Event:
-    """Build an :class:`Event` from a decoded event frame (stream or push)."""
-    data = frame.get("data")
-    seq = data.get("seq") if isinstance(data, dict) else None
-    offset, epoch = frame.get("offset"), frame.get("epoch")
-    return Event(
-        topic=str(frame.get(topic_key)),
-        data=data,
-        offset=offset if isinstance(offset, int) else None,
-        epoch=epoch if isinstance(epoch, str) else None,
-        seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
-        received_at=time.time(),
-        raw=raw,
-    )
-
-
-class _Items:
-    """What the iterator yields: an unbounded FIFO with an end marker."""
-
-    def __init__(self) -> None:
-        self._items: deque[StreamItem] = deque()
-        self._wake = asyncio.Event()
-        self.ended = False
-
-    def put(self, item: StreamItem) -> None:
-        self._items.append(item)
-        self._wake.set()
-
-    def end(self) -> None:
-        self.ended = True
-        self._wake.set()
-
-    async def get(self) -> StreamItem | None:
-        while not self._items:
-            if self.ended:
-                return None
-            self._wake.clear()
-            await self._wake.wait()
-        return self._items.popleft()
 
 
 @dataclass
@@ -159,7 +118,7 @@ class StreamClient:
         self._runner: asyncio.Task[None] | None = None
         self._pending: dict[str, _Pending] = {}
         self._ids = itertools.count(1)
-        self._items = _Items()
+        self._items = ItemQueue()
         self._callbacks: list[Callback] = []
         self._iterated = False
         self._connected = asyncio.Event()
@@ -320,7 +279,7 @@ class StreamClient:
             await ws.send(exact_json.dumps({**frame, "req_id": req_id}), text=True)
             async with asyncio.timeout(self.open_timeout):
                 while not pending.future.done():
-                    reply = _decode(await ws.recv(decode=False))
+                    reply = decode_frame(await ws.recv(decode=False))
                     if reply.get("req_id") == req_id:
                         _collect(pending, reply)
         except (ConnectionClosed, TimeoutError, ProtocolError) as exc:
@@ -421,7 +380,7 @@ class StreamClient:
                 raw = await ws.recv(decode=False)
                 data = raw if isinstance(raw, bytes) else raw.encode()
                 try:
-                    frame = _decode(data)
+                    frame = decode_frame(data)
                 except ProtocolError as exc:
                     log.warning("! %s", exc)
                     continue
@@ -526,16 +485,6 @@ class StreamClient:
             if not pending.future.done():
                 pending.future.set_exception(exc)
         self._pending.clear()
-
-
-def _decode(raw: bytes | str) -> dict[str, Any]:
-    try:
-        frame = exact_json.loads(raw.encode() if isinstance(raw, str) else raw)
-    except ValueError as exc:
-        raise ProtocolError(f"not JSON: {raw[:200]!r}") from exc
-    if not isinstance(frame, dict):
-        raise ProtocolError(f"not a JSON object: {raw[:200]!r}")
-    return frame
 
 
 def _collect(pending: _Pending, reply: dict[str, Any]) -> None:

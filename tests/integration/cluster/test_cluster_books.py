@@ -8,8 +8,8 @@ import random
 import pytest
 
 from streamgate.client import LocalOrderBook
+from streamgate.client.frames import parse_event
 from streamgate.client.http import HttpClient
-from streamgate.client.stream import parse_event
 from streamgate.core.books import book_checksum
 
 from .harness import (
