@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from streamgate.client import Backoff, Disconnected, Event, Reconnected, StreamClient
-from streamgate.client.errors import AuthError, ClosedError, SubscribeError
+from streamgate.client.errors import AuthError, ClosedError, ConnectError, SubscribeError
 from streamgate.server.app import Gateway
 
 from support import UNIT, publish_ok, running_gateway, trade_event, ws_url
+from support.cluster import free_port
 from support.redis_server import REDIS_URL, delete_prefix, ensure_redis
 
 WAIT = 10.0 * UNIT
@@ -205,3 +206,22 @@ async def test_restart_with_redis_resumes_every_event_exactly_once(tmp_path: Pat
         await delete_prefix(prefix)
     assert seqs == list(range(1, total + 1))
     assert [r.recovered for r in reconnects] == [True]
+
+
+async def test_connect_errors_are_one_clear_error() -> None:
+    with pytest.raises(ConnectError, match="cannot connect"):
+        await StreamClient(f"ws://127.0.0.1:{free_port()}/ws/public", open_timeout=2).connect()
+    with pytest.raises(ConnectError, match="cannot connect"):
+        await StreamClient("not a url").connect()
+
+
+async def test_a_fatal_close_is_not_retried(gw: Gateway) -> None:
+    """Close 1008 (abuse): one final Disconnected, the iterator ends, failure says why."""
+    async with StreamClient(ws_url(gw), backoff=FAST) as client:
+        assert client._ws is not None
+        for _ in range(250):  # refused frames past abuse_refusals (200) close with 1008
+            await client._ws.send('{"op": "nope"}')
+        async with asyncio.timeout(WAIT):
+            got = [item async for item in client]
+        assert got == [Disconnected(1008, "Too many refused requests", None)]
+        assert isinstance(client.failure, ClosedError) and client.failure.code == 1008
