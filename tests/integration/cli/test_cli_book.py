@@ -45,6 +45,20 @@ class Terminal:
             check=True,
             env=clean_env(TERM="xterm-256color"),
         )
+        # keep the pane when the command ends, to read its last screen
+        subprocess.run([*self.base, "set-option", "-g", "remain-on-exit", "on"], check=True)
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run([*self.base, "send-keys", *keys], check=True)
+
+    def running(self) -> bool:
+        done = subprocess.run(
+            [*self.base, "display-message", "-p", "#{pane_dead}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return done.stdout.strip() == "0"
 
     def screen(self) -> str:
         done = subprocess.run(
@@ -119,7 +133,13 @@ async def test_book_shows_the_demo_market_live_and_redraws_in_place(
         try:
             argv = [sys.executable, "-m", "streamgate", "book", "BTC-PERP", "--depth", "5"]
             argv += ["--url", f"http://127.0.0.1:{port}", "--seconds", str(60 * UNIT)]
-            command = f"cd {shlex.quote(str(ROOT))} && {shlex.join(argv)}"
+            # The exit status through a file: tmux may see the pty close before the exit,
+            # and then shows no status.
+            status_file = tmp_path / "status"
+            command = (
+                f"cd {shlex.quote(str(ROOT))} && {shlex.join(argv)};"
+                f" echo $? > {shlex.quote(str(status_file))}"
+            )
             await asyncio.to_thread(terminal.run, command)
             screen, (asks, bids, spread, seq) = await drawn(terminal)
             assert "BTC-PERP  order book" in screen
@@ -146,6 +166,14 @@ async def test_book_shows_the_demo_market_live_and_redraws_in_place(
                 await asyncio.sleep(0.1)
                 later = await asyncio.to_thread(terminal.screen)
             assert trade.search(later), later
+            # Ctrl-C: a quiet end (130), the terminal left readable, no traceback
+            await asyncio.to_thread(terminal.keys, "C-c")
+            deadline = time.monotonic() + 20 * UNIT
+            while await asyncio.to_thread(terminal.running) or not status_file.exists():
+                assert time.monotonic() < deadline, "book did not stop on Ctrl-C"
+                await asyncio.sleep(0.1)
+            assert status_file.read_text().strip() == "130"
+            assert "Traceback" not in await asyncio.to_thread(terminal.screen)
         finally:
             recorder.cancel()
             await asyncio.gather(recorder, return_exceptions=True)
