@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from streamgate.auth.settings import AuthSettings
 from streamgate.errors import ConfigError
@@ -180,6 +181,10 @@ class Config:
             raise ConfigError(f"log_format must be 'text' or 'json', got {self.log_format!r}")
         if self.broker not in ("memory", "redis"):
             raise ConfigError(f"broker must be 'memory' or 'redis', got {self.broker!r}")
+        if urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(
+                f"redis_url must be a redis://, rediss:// or unix:// URL, got {self.redis_url!r}"
+            )
         if self.worker_index < 0:
             raise ConfigError(f"worker_index must be >= 0, got {self.worker_index!r}")
         if self.workers > 1 and self.broker != "redis":
@@ -223,11 +228,17 @@ def _coerce(name: str, raw: Any) -> Any:
         if kind == "int":
             if isinstance(raw, bool) or not isinstance(raw, int | str):
                 raise ValueError(f"expected an integer, got {raw!r}")
-            return int(raw)
+            try:
+                return int(raw)
+            except ValueError:
+                raise ValueError(f"expected an integer, got {raw!r}") from None
         if kind == "float":
             if isinstance(raw, bool) or not isinstance(raw, int | float | str):
                 raise ValueError(f"expected a number, got {raw!r}")
-            value = float(raw)
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ValueError(f"expected a number, got {raw!r}") from None
             if not math.isfinite(value):
                 raise ValueError(f"expected a finite number, got {raw!r}")
             return value

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamgate.core.books import SNAPSHOT
+from streamgate.core.books import SNAPSHOT, book_checksum
 from streamgate.core.publication import Publication
 
 __all__ = ["Books", "OrderBook"]
@@ -60,6 +60,10 @@ class OrderBook:
         self.ts_ms = data.get("timestamp_ms", pub.ts_ms)
         self.matched_at = data.get("matched_at", self.ts_ms)
 
+    def checksum(self) -> int:
+        """The book checksum of its top levels (``core.books.book_checksum``)."""
+        return book_checksum(self.bids, self.asks)
+
     def snapshot(self) -> dict[str, Any]:
         """Return the whole book as snapshot data, both sides ascending by price."""
         return {
@@ -71,6 +75,7 @@ class OrderBook:
             "timestamp": self.ts_ms // 1000,
             "timestamp_ms": self.ts_ms,
             "matched_at": self.matched_at,  # of the last event the book includes
+            "checksum": self.checksum(),
         }
 
     def snapshot_publication(self, now_ms: int) -> Publication:
@@ -102,13 +107,15 @@ class Books:
         book = self._books.get(channel)
         return None if book is None else book.seq
 
-    def apply(self, pub: Publication, market: str) -> None:
+    def apply(self, pub: Publication, market: str) -> OrderBook | None:
+        """Apply ``pub`` to its book; return the book (None: a delta without a book)."""
         book = self._books.get(pub.channel)
         if book is None:
             if pub.data["type"] != SNAPSHOT:
-                return  # validated upstream; a stray delta has no book to land in
+                return None  # validated upstream; a stray delta has no book to land in
             book = self._books[pub.channel] = OrderBook(pub.channel, market)
         book.apply(pub)
+        return book
 
     def __len__(self) -> int:
         return len(self._books)

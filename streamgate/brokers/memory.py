@@ -109,9 +109,12 @@ class MemoryBroker:
         for item in items:
             stream = self._stream(item.channel, now)
             pub = Publication(item.channel, stream.next_offset(), stream.epoch, item.data, now)
-            stream.append(pub)
             if is_book_channel(item.channel):
-                books.apply(pub, market_of(item.channel))
+                book = books.apply(pub, market_of(item.channel))
+                if book is not None:  # the checksum of the book after it (protocol-notes)
+                    data = {**item.data, "checksum": book.checksum()}
+                    pub = Publication(pub.channel, pub.offset, pub.epoch, data, now)
+            stream.append(pub)
             out.append(pub)
             group = by_channel.get(item.channel)
             if group is None:

@@ -41,7 +41,9 @@ stream continues after ``position``; the hub tells the channel's subscribers
 (``recovered: false`` on resume, a fresh order-book snapshot).
 
 Order books (issue 7, item 2) live in ``{prefix}book:{channel}``, a hash of ``seq``,
-``ts`` and one field per level (``a<price>``/``b<price>`` -> size). The publish script
+``ts`` and one field per level (``a<price>``/``b<price>`` -> size), with an index of its
+levels by price in ``{prefix}booklevels:{channel}`` (a sorted set the publish script
+keeps, for the book checksum of each event: issue 13, docs/protocol-notes.md). The publish script
 checks every delta of a batch against it before writing anything (``BookRefused``)
 and applies the batch's book events as it numbers them; :meth:`RedisBroker.book`
 reads the book and the channel's offset in one script, so the snapshot is exactly the
@@ -101,9 +103,100 @@ local function idle_epoch(base_key, fresh, window)
 end
 """
 
-# KEYS: meta, hist, book per item, then the idle base. ARGV: fresh epoch (also the idle
-# base if there is none), ts_ms, maxlen, ttl_ms, keep_ms, then the pub/sub channel, the
-# JSON data and the book operation per item. Returns {top, epoch} per item, or
+# The book checksum (core.books.book_checksum, docs/protocol-notes.md "Book checksum"):
+# CRC32 (LuaBitOp's bit library, which Redis ships; the table of the reflected
+# polynomial 0xEDB88320) of the top 25 levels per side, best first, "bid:size:ask:size".
+# The top levels come from the book's level index, a sorted set of members a<price>
+# (score price) and b<price> (score -price), so the cost per event does not grow with
+# the book (prices are positive, and order exactly below 2**53 as doubles). A book
+# written before the index existed (no 'z' field) gets it rebuilt from the hash once.
+_CRC_TABLE = """
+local CRC = {[0] =
+  0,1996959894,3993919788,2567524794,124634137,1886057615,3915621685,2657392035,249268274,
+  2044508324,3772115230,2547177864,162941995,2125561021,3887607047,2428444049,498536548,
+  1789927666,4089016648,2227061214,450548861,1843258603,4107580753,2211677639,325883990,
+  1684777152,4251122042,2321926636,335633487,1661365465,4195302755,2366115317,997073096,
+  1281953886,3579855332,2724688242,1006888145,1258607687,3524101629,2768942443,901097722,
+  1119000684,3686517206,2898065728,853044451,1172266101,3705015759,2882616665,651767980,
+  1373503546,3369554304,3218104598,565507253,1454621731,3485111705,3099436303,671266974,
+  1594198024,3322730930,2970347812,795835527,1483230225,3244367275,3060149565,1994146192,
+  31158534,2563907772,4023717930,1907459465,112637215,2680153253,3904427059,2013776290,
+  251722036,2517215374,3775830040,2137656763,141376813,2439277719,3865271297,1802195444,
+  476864866,2238001368,4066508878,1812370925,453092731,2181625025,4111451223,1706088902,
+  314042704,2344532202,4240017532,1658658271,366619977,2362670323,4224994405,1303535960,
+  984961486,2747007092,3569037538,1256170817,1037604311,2765210733,3554079995,1131014506,
+  879679996,2909243462,3663771856,1141124467,855842277,2852801631,3708648649,1342533948,
+  654459306,3188396048,3373015174,1466479909,544179635,3110523913,3462522015,1591671054,
+  702138776,2966460450,3352799412,1504918807,783551873,3082640443,3233442989,3988292384,
+  2596254646,62317068,1957810842,3939845945,2647816111,81470997,1943803523,3814918930,
+  2489596804,225274430,2053790376,3826175755,2466906013,167816743,2097651377,4027552580,
+  2265490386,503444072,1762050814,4150417245,2154129355,426522225,1852507879,4275313526,
+  2312317920,282753626,1742555852,4189708143,2394877945,397917763,1622183637,3604390888,
+  2714866558,953729732,1340076626,3518719985,2797360999,1068828381,1219638859,3624741850,
+  2936675148,906185462,1090812512,3747672003,2825379669,829329135,1181335161,3412177804,
+  3160834842,628085408,1382605366,3423369109,3138078467,570562233,1426400815,3317316542,
+  2998733608,733239954,1555261956,3268935591,3050360625,752459403,1541320221,2607071920,
+  3965973030,1969922972,40735498,2617837225,3943577151,1913087877,83908371,2512341634,
+  3803740692,2075208622,213261112,2463272603,3855990285,2094854071,198958881,2262029012,
+  4057260610,1759359992,534414190,2176718541,4139329115,1873836001,414664567,2282248934,
+  4279200368,1711684554,285281116,2405801727,4167216745,1634467795,376229701,2685067896,
+  3608007406,1308918612,956543938,2808555105,3495958263,1231636301,1047427035,2932959818,
+  3654703836,1088359270,936918000,2847714899,3736837829,1202900863,817233897,3183342108,
+  3401237130,1404277552,615818150,3134207493,3453421203,1423857449,601450431,3009837614,
+  3294710456,1567103746,711928724,3020668471,3272380065,1510334235,755167117,
+}
+"""
+
+_CHECKSUM = (
+    _CRC_TABLE
+    + """
+local function crc32(s)
+  local crc = bit.bnot(0)
+  local band, bxor, rshift, byte = bit.band, bit.bxor, bit.rshift, string.byte
+  for i = 1, #s do
+    crc = bxor(rshift(crc, 8), CRC[band(bxor(crc, byte(s, i)), 255)])
+  end
+  crc = bit.bnot(crc)
+  if crc < 0 then crc = crc + 4294967296 end
+  return string.format('%.0f', crc)
+end
+local function index_book(book, index)
+  if redis.call('HEXISTS', book, 'z') == 1 then return end
+  redis.call('DEL', index)
+  local flat = redis.call('HGETALL', book)
+  for j = 1, #flat, 2 do
+    local side, price = string.sub(flat[j], 1, 1), string.sub(flat[j], 2)
+    if side == 'a' then
+      redis.call('ZADD', index, price, flat[j])
+    elseif side == 'b' then
+      redis.call('ZADD', index, '-' .. price, flat[j])
+    end
+  end
+  redis.call('HSET', book, 'z', '1')
+end
+local function book_checksum(book, index)
+  local bids = redis.call('ZRANGEBYSCORE', index, '-inf', '(0', 'LIMIT', 0, 25)
+  local asks = redis.call('ZRANGEBYSCORE', index, '(0', '+inf', 'LIMIT', 0, 25)
+  local names = {}
+  for _, m in ipairs(bids) do names[#names + 1] = m end
+  for _, m in ipairs(asks) do names[#names + 1] = m end
+  if #names == 0 then return '0' end
+  local sizes = redis.call('HMGET', book, unpack(names))
+  local parts = {}
+  for k = 1, 25 do
+    if bids[k] then parts[#parts + 1] = string.sub(bids[k], 2) .. ':' .. sizes[k] end
+    if asks[k] then parts[#parts + 1] = string.sub(asks[k], 2) .. ':' .. sizes[#bids + k] end
+  end
+  return crc32(table.concat(parts, ':'))
+end
+"""
+)
+
+# KEYS: meta, hist, book, book level index per item, then the idle base. ARGV: fresh
+# epoch (also the idle base if there is none), ts_ms, maxlen, ttl_ms, keep_ms, then the
+# pub/sub channel, the JSON data and the book operation per item. Returns {top, epoch,
+# checksum} per item
+# (checksum '' but for order-book events, whose data gets it as a last member), or
 # {'refused', item, code, book seq} with nothing written.
 #
 # A book operation is '' (not an order-book event) or
@@ -111,14 +204,15 @@ end
 # (size 0 deletes). Numbers stay strings, so prices and sizes keep every digit.
 _PUBLISH = (
     _IDLE
+    + _CHECKSUM
     + """
 local fresh, ts, maxlen, ttl, keep = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local n = (#KEYS - 1) / 3
+local n = (#KEYS - 1) / 4
 local seqs = {}
 for i = 1, n do
   local op = ARGV[5 + 3 * i]
   if op ~= '' then
-    local book = KEYS[3 * i]
+    local book = KEYS[4 * i - 1]
     local kind, seq = string.match(op, '^(%a) (%d+)')
     local cur = seqs[book]
     if cur == nil then cur = redis.call('HGET', book, 'seq') end
@@ -131,7 +225,7 @@ for i = 1, n do
 end
 local out, groups, order = {}, {}, {}
 for i = 1, n do
-  local meta, hist, book = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local meta, hist, book, index = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
   local chan, data, op = ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i]
   local epoch = redis.call('HGET', meta, 'epoch')
   if not epoch then
@@ -142,21 +236,33 @@ for i = 1, n do
   end
   local top = redis.call('HINCRBY', meta, 'top', 1)
   redis.call('PEXPIRE', meta, keep)
-  redis.call('XADD', hist, 'MAXLEN', '~', maxlen, top .. '-1', 'd', data, 't', ts)
-  if ttl > 0 then redis.call('PEXPIRE', hist, ttl) end
+  local sum = ''
   if op ~= '' then
     local kind, seq, bts, mat, levels = string.match(op, '^(%a) (%d+) (%d+) (%d+)(.*)$')
-    if kind == 'S' then redis.call('DEL', book) end
+    if kind == 'S' then
+      redis.call('DEL', book, index)
+      redis.call('HSET', book, 'z', '1')
+    else
+      index_book(book, index)
+    end
     redis.call('HSET', book, 'seq', seq, 'ts', bts, 'mat', mat)
     for side, price, size in string.gmatch(levels, ' ([ab]) (%-?%d+) (%d+)') do
+      local name = side .. price
       if size == '0' then
-        redis.call('HDEL', book, side .. price)
+        redis.call('HDEL', book, name)
+        redis.call('ZREM', index, name)
       else
-        redis.call('HSET', book, side .. price, size)
+        redis.call('HSET', book, name, size)
+        redis.call('ZADD', index, side == 'a' and price or '-' .. price, name)
       end
     end
     redis.call('PEXPIRE', book, keep)
+    redis.call('PEXPIRE', index, keep)
+    sum = book_checksum(book, index)
+    data = string.sub(data, 1, -2) .. ',"checksum":' .. sum .. '}'
   end
+  redis.call('XADD', hist, 'MAXLEN', '~', maxlen, top .. '-1', 'd', data, 't', ts)
+  if ttl > 0 then redis.call('PEXPIRE', hist, ttl) end
   local group = groups[chan]
   if not group then
     group = {epoch .. ' ' .. ts}
@@ -164,7 +270,7 @@ for i = 1, n do
     order[#order + 1] = chan
   end
   group[#group + 1] = top .. ' ' .. data
-  out[i] = {top, epoch}
+  out[i] = {top, epoch, sum}
 end
 for _, chan in ipairs(order) do
   redis.call('PUBLISH', chan, table.concat(groups[chan], '\\n'))
@@ -226,6 +332,11 @@ def _book_op(channel: str, data: Any, ts_ms: int) -> str:
         for price, size in levels:
             parts += (side, str(price), str(size))
     return " ".join(parts)
+
+
+def _with_checksum(data: Any, checksum: bytes) -> Any:
+    """The data as the script published it: an order-book event gains its ``checksum``."""
+    return {**data, "checksum": int(checksum)} if checksum else data
 
 
 def _book_publication(channel: str, top: bytes, epoch: bytes, raw: Any, now_ms: int) -> Publication:
@@ -382,6 +493,7 @@ class RedisBroker:
         for item in items:
             keys.extend(self._keys(item.channel))
             keys.append(self._book_key(item.channel))
+            keys.append(f"{self._prefix}booklevels:{item.channel}")
             args.append(self._chan(item.channel))
             args.append(exact_json.dumps(item.data))
             args.append(_book_op(item.channel, item.data, now))
@@ -394,8 +506,8 @@ class RedisBroker:
             book_seq = int(seq) if seq else None
             raise chain_refusal(int(number) - 1, item.channel, item.data["seq"], book_seq)
         return [
-            Publication(item.channel, int(top), epoch.decode(), item.data, now)
-            for item, (top, epoch) in zip(items, rows, strict=True)
+            Publication(item.channel, int(top), epoch.decode(), _with_checksum(item.data, sum), now)
+            for item, (top, epoch, sum) in zip(items, rows, strict=True)
         ]
 
     async def _state(

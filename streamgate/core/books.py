@@ -9,16 +9,61 @@ published (PROTOCOL.md sections 2 and 4). The books themselves are broker state
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import heapq
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from streamgate.core.channels import is_book_channel
 from streamgate.errors import BookRefused
 
-__all__ = ["DELTA", "SNAPSHOT", "chain_refusal", "check_chain"]
+__all__ = [
+    "CHECKSUM_DEPTH",
+    "DELTA",
+    "SNAPSHOT",
+    "book_checksum",
+    "chain_refusal",
+    "check_chain",
+    "checksum_text",
+]
 
 SNAPSHOT = "orderbook_snapshot"
 DELTA = "orderbook_delta"
+
+# The book checksum (extension, docs/protocol-notes.md "Book checksum"): CRC32 of the top
+# CHECKSUM_DEPTH levels per side, best first, interleaved bid, ask, bid, ask...
+CHECKSUM_DEPTH = 25
+Level = tuple[int, int]
+
+
+def checksum_text(bids: Sequence[Level], asks: Sequence[Level]) -> str:
+    """The string the checksum is taken of: ``bid:size:ask:size:...``, best levels first.
+
+    ``bids`` descending and ``asks`` ascending by price (best first), each already cut to
+    :data:`CHECKSUM_DEPTH`; when one side runs out, the other's levels continue alone.
+    """
+    parts: list[str] = []
+    for i in range(max(len(bids), len(asks))):
+        if i < len(bids):
+            parts.append(f"{bids[i][0]}:{bids[i][1]}")
+        if i < len(asks):
+            parts.append(f"{asks[i][0]}:{asks[i][1]}")
+    return ":".join(parts)
+
+
+def book_checksum(bids: Mapping[int, int], asks: Mapping[int, int]) -> int:
+    """CRC32 (unsigned, as ``zlib.crc32``) of a book's top levels; 0 for an empty book.
+
+    ``bids`` and ``asks`` map price -> size. Done once per publication by the broker that
+    applies it: a sort of the prices of a small book, a partial selection of a deep one.
+    """
+    depth = CHECKSUM_DEPTH
+    best_bids = sorted(bids, reverse=True)[:depth] if len(bids) <= 4 * depth else None
+    best_asks = sorted(asks)[:depth] if len(asks) <= 4 * depth else None
+    top_bids = heapq.nlargest(depth, bids) if best_bids is None else best_bids
+    top_asks = heapq.nsmallest(depth, asks) if best_asks is None else best_asks
+    text = checksum_text([(p, bids[p]) for p in top_bids], [(p, asks[p]) for p in top_asks])
+    return zlib.crc32(text.encode("ascii"))
 
 
 def check_chain(items: Iterable[tuple[str, Any]], seq_of: Callable[[str], int | None]) -> None:

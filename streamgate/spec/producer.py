@@ -113,7 +113,11 @@ def _push(event: str, data: Schema) -> Schema:
 
 
 def _book_input(name: str) -> Schema:
-    return _relaxed(name, "market_addr", *_STAMPS, "matched_at")
+    """The book data without ``checksum``: the gateway computes it, a producer never sends it."""
+    schema = _relaxed(name, "market_addr", *_STAMPS, "matched_at")
+    props = {k: v for k, v in schema["properties"].items() if k != "checksum"}
+    required = [r for r in schema["required"] if r != "checksum"]
+    return {**schema, "required": required, "properties": props}
 
 
 _TRADE_INPUT = _relaxed("Trade", "timestamp")

@@ -150,6 +150,13 @@ def _book(kind: str, level: Schema, what: str) -> Schema:
                 "timestamp_ms when the producer gives none)",
                 minimum=0,
             ),
+            "checksum": integer(
+                "extension: CRC32 (unsigned) of the book's top 25 levels per side after this "
+                "event, best first, as 'bid:size:ask:size:...' (docs/protocol-notes.md, "
+                "Book checksum)",
+                minimum=0,
+            )
+            | {"maximum": 2**32 - 1},
         }
     )
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streamgate.client.producer import ProducerClient, PublishError
+from streamgate.client.producer import Producer, PublishError
 from streamgate.venue.engine import Engine, MarketSpec, Placed
 from streamgate.venue.payments import PaymentsSimulator, PaymentsSpec
 from streamgate.venue.traders import Traders, TradersSpec
@@ -88,7 +88,9 @@ class DemoVenue:
             clock_ms=_now_ms,
         )
         self.sub_users = sub_users
-        self._client = ProducerClient(base_url, producer_key)
+        # One retry (keyed: never delivered twice): the lock is held across a publish, and
+        # a batch still refused resynchronises the books below.
+        self._client = Producer(base_url, producer_key, retries=1)
         self._lock = asyncio.Lock()
 
     async def run(self) -> None:
@@ -126,10 +128,10 @@ class DemoVenue:
     async def _publish(self, events: list[dict[str, Any]]) -> None:
         for start in range(0, len(events), 1000):
             try:
-                await self._client.publish(events[start : start + 1000])
+                await self._client.publish(*events[start : start + 1000])
             except PublishError as exc:
                 # A refused batch means the engine and the gateway disagree (a bug or a
                 # restarted gateway): log it, and resynchronise the books with snapshots.
                 log.error("! demo venue batch refused: %s", exc)
-                await self._client.publish(self.engine.snapshot_events())
+                await self._client.publish(*self.engine.snapshot_events())
                 return

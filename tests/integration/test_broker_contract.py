@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -295,12 +296,47 @@ async def test_book_is_the_state_at_its_offset(backend: Backend) -> None:
         "timestamp": (T0 - 12) // 1000,
         "timestamp_ms": T0 - 12,
         "matched_at": T0 - 12,  # the last event's (filled from its timestamp_ms)
+        "checksum": zlib.crc32(b"99:1:101:2:98:4:102:5"),
     }
     assert await broker.book_seqs([BOOK, "orderbook/N"]) == {BOOK: 12}
     await broker.publish([book("snapshot", 3, [[BIG, 1]], [])])  # a snapshot replaces
     snap = await broker.book(BOOK)
     assert snap is not None
     assert (snap.data["seq"], snap.data["asks"], snap.data["bids"]) == (3, [[BIG, 1]], [])
+
+
+async def test_book_events_carry_the_checksum_of_the_book_after_them(backend: Backend) -> None:
+    """Extension (protocol-notes "Book checksum"): published, delivered, replayed, snapshot."""
+    recorder = Recorder()
+    broker = await backend.broker(recorder)
+    await broker.subscribe(BOOK)
+    deep = [[p, p % 7 + 1] for p in range(1000, 1040)]  # 40 levels: only 25 count
+    low = [[p, 3] for p in range(101, 131)]
+    pubs = await broker.publish(
+        [
+            book("snapshot", 1, deep, low),
+            book("delta", 2, [[1000, 0], [1041, 9]], [[BIG, 5]]),
+            *out("trade/M", {"n": 1}),
+        ]
+    )
+
+    def crc(asks: list[list[int]], bids: list[list[int]]) -> int:
+        best_asks, best_bids = sorted(asks)[:25], sorted(bids, reverse=True)[:25]
+        pairs = zip(best_bids, best_asks, strict=True)  # both sides are 25 deep here
+        return zlib.crc32(":".join(f"{b[0]}:{b[1]}:{a[0]}:{a[1]}" for b, a in pairs).encode())
+
+    first = crc(deep, low)
+    expected = crc([[p, s] for p, s in deep if p != 1000] + [[1041, 9]], [*low, [BIG, 5]])
+    assert [p.data.get("checksum") for p in pubs] == [first, expected, None]
+    await recorder.wait_for(2)
+    assert [p.data["checksum"] for p in recorder.of(BOOK)] == [first, expected]
+    replay = await broker.history(BOOK, pubs[0].position)
+    assert replay is not None and [p.data["checksum"] for p in replay[0]] == [expected]
+    snap = await broker.book(BOOK)
+    assert snap is not None and snap.data["checksum"] == expected
+    await broker.publish([book("snapshot", 9, [], [])])
+    snap = await broker.book(BOOK)
+    assert snap is not None and snap.data["checksum"] == 0  # crc32 of ""
 
 
 async def test_book_refusal_publishes_nothing(backend: Backend) -> None:
@@ -338,6 +374,31 @@ async def test_books_of_two_markets_chain_independently(backend: Backend) -> Non
     await broker.publish([book("snapshot", 1, [], []), other])
     await broker.publish([book("delta", 2, [[1, 1]], [])])
     assert await broker.book_seqs([BOOK, "orderbook/N"]) == {BOOK: 2, "orderbook/N": 1}
+
+
+@pytest.mark.redis
+async def test_a_book_written_before_its_level_index_gets_the_right_checksum(
+    redis_backend: Backend,
+) -> None:
+    """A book hash from before issue 13 (no level index, no 'z'): indexed on its next delta."""
+    broker = await redis_backend.broker()
+    asks, bids = [[200 + i, i + 1] for i in range(60)], [[100 - i, 2] for i in range(60)]
+    await broker.publish([book("snapshot", 1, asks, bids)])
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        await redis.delete(f"{redis_backend.prefix}booklevels:{BOOK}")
+        await redis.hdel(f"{redis_backend.prefix}book:{BOOK}", "z")
+    finally:
+        await redis.aclose()
+    [pub] = await broker.publish([book("delta", 2, [[200, 0]], [[100, 9]])])
+    memory = MemoryBroker(history_size=SIZE, history_ttl=TTL, clock_ms=redis_backend.clock)
+    await memory.start(Recorder())
+    await memory.publish([book("snapshot", 1, asks, bids)])
+    [same] = await memory.publish([book("delta", 2, [[200, 0]], [[100, 9]])])
+    await memory.close()
+    assert pub.data["checksum"] == same.data["checksum"]
+    snap = await broker.book(BOOK)
+    assert snap is not None and snap.data["checksum"] == same.data["checksum"]
 
 
 @pytest.mark.redis

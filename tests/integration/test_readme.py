@@ -7,7 +7,6 @@ project's ``.venv``, as they would beside a checkout.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -15,7 +14,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -33,18 +31,9 @@ def try_it_block() -> str:
     return match.group(1)
 
 
-def json_objects(text: str) -> list[Any]:
-    """Every top-level JSON object in ``text``: the watcher and curl share one stdout, so a
-    line of one can land between the bytes of a line of the other."""
-    decoder, found, at = json.JSONDecoder(), [], 0
-    while (start := text.find("{", at)) != -1:
-        try:
-            obj, at = decoder.raw_decode(text, start)
-        except ValueError:
-            at = start + 1
-            continue
-        found.append(obj)
-    return found
+EVENT_LINE = re.compile(
+    r"^\d\d:\d\d:\d\d\.\d{3} (?P<topic>\S+) seq=(?P<seq>\d+|-) offset=\d+ (?P<gist>.*)$"
+)
 
 
 @pytest.fixture
@@ -88,16 +77,25 @@ def test_the_watch_example_shows_the_publish_example_and_the_demo_market(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    lines = json_objects(done.stdout)
-    ack = next(m for m in lines if m.get("op") == "subscribed")
-    market = ack["args"][0].split("/", 1)[1]
-    assert ack["args"] == [f"orderbook/{market}", f"trade/{market}", f"ticker/{market}"]
-    assert {"accepted": 1, "duplicates": 0} in lines  # the publish example's answer
-    events = [m for m in lines if m.get("op") == "event"]
-    assert {m["topic"] for m in events} >= {f"orderbook/{market}", f"trade/{market}"}
+    assert "Traceback" not in done.stdout + done.stderr
+    # the watcher said what it subscribed (by symbol) ...
+    assert "-- subscribed: orderbook/BTC-PERP, trade/BTC-PERP, ticker/BTC-PERP" in done.stderr
+    lines = done.stdout.splitlines()
+    # ... the publish example's answer ...
+    assert "published 1 event: 1 accepted, 0 duplicates" in lines
+    # ... and a line per event: time, topic, seq, offset, gist; the book first, as a snapshot
+    shown = [m for line in lines if (m := EVENT_LINE.match(line))]
+    assert shown, done.stdout
+    topics = [m.group("topic") for m in shown]
+    assert {"orderbook/BTC-PERP", "trade/BTC-PERP"} <= set(topics)
+    first_book = next(m for m in shown if m.group("topic") == "orderbook/BTC-PERP")
+    assert first_book.group("gist").startswith("snapshot: ")
+    # the demo trades in lots of 10: a size of 5 at seq 1 is the README's trade alone
     ours = [
         m
-        for m in events
-        if m["topic"] == f"trade/{market}" and m["data"]["trades"][0]["id"] == "t1"
+        for m in shown
+        if m.group("topic") == "trade/BTC-PERP"
+        and m.group("seq") == "1"
+        and m.group("gist") == "buy 5 @ 6500000"
     ]
     assert len(ours) == 1, "the watcher did not show the published trade"

@@ -7,7 +7,10 @@ import random
 
 import pytest
 
+from streamgate.client import LocalOrderBook
+from streamgate.client.frames import parse_event
 from streamgate.client.http import HttpClient
+from streamgate.core.books import book_checksum
 
 from .harness import (
     WAIT,
@@ -68,6 +71,14 @@ async def test_an_order_book_is_continuous_across_nodes(cluster: Cluster) -> Non
     assert (snap["offset"], snap["epoch"]) == (events[-1]["offset"], events[-1]["epoch"])
     assert snap["data"]["asks"] == sorted([p, s] for p, s in book[0].items())
     assert snap["data"]["bids"] == sorted([p, s] for p, s in book[1].items())
+    # The book checksum (protocol-notes): every event a delivered verifies against the
+    # SDK's local book, and c's snapshot carries the checksum a's last delta carried.
+    local = LocalOrderBook(market)
+    for event in events:
+        local.apply(parse_event(event, b""))
+    assert local.checked == len(events)
+    expected = book_checksum(book[1], book[0])
+    assert snap["data"]["checksum"] == events[-1]["data"]["checksum"] == expected
 
     # The book is cluster-wide: a gap is refused by any node, the right seq taken by any.
     for node, seq in ((c, last + 2), (a, last)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import zlib
 from typing import Any
 
 import orjson
@@ -10,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamgate.brokers.books import Books, OrderBook
-from streamgate.core.books import DELTA, SNAPSHOT
+from streamgate.core.books import (
+    CHECKSUM_DEPTH,
+    DELTA,
+    SNAPSHOT,
+    book_checksum,
+    checksum_text,
+)
 from streamgate.core.publication import Publication
 from streamgate.protocol.producer import check_book_sequences, parse_batch
 
@@ -56,6 +63,7 @@ def test_snapshot_then_deltas() -> None:
         "timestamp": (T0 + 3_999) // 1000,
         "timestamp_ms": T0 + 3_999,
         "matched_at": T0 + 3_999,
+        "checksum": zlib.crc32(b"98:1:101:2:97:3:102:4"),  # best bid, best ask, ...
     }
     assert (book.offset, book.epoch, book.seq) == (3, "ep", 12)
 
@@ -94,6 +102,7 @@ def test_empty_book() -> None:
         "timestamp": 0,
         "timestamp_ms": 0,
         "matched_at": 0,
+        "checksum": 0,  # crc32 of the empty string
     }
     assert book.offset == 0
 
@@ -214,3 +223,20 @@ def test_a_snapshot_carries_the_matched_at_of_the_last_event_it_includes() -> No
     assert book.snapshot()["matched_at"] == T0 - 5
     book.apply(pub(2, data(DELTA, 11, [[102, 4]], [], T0 + 2)))  # none given: its own time
     assert book.snapshot()["matched_at"] == T0 + 2
+
+
+def test_checksum_text_interleaves_best_levels_and_continues_the_longer_side() -> None:
+    assert checksum_text([(9, 1), (8, 2)], [(10, 3)]) == "9:1:10:3:8:2"
+    assert checksum_text([], [(10, 3), (11, 1)]) == "10:3:11:1"
+    assert checksum_text([], []) == ""
+
+
+def test_checksum_counts_only_the_top_levels_per_side() -> None:
+    bids = {p: 1 for p in range(1, 101)}
+    asks = {p: 2 for p in range(200, 300)}
+    top = zlib.crc32(":".join(f"{100 - i}:1:{200 + i}:2" for i in range(CHECKSUM_DEPTH)).encode())
+    assert book_checksum(bids, asks) == top
+    bids[1] = 5  # below the top 25: no change
+    assert book_checksum(bids, asks) == top
+    bids[100] = 5
+    assert book_checksum(bids, asks) != top

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -236,6 +237,7 @@ async def test_late_subscriber_gets_a_book_snapshot(env: Env) -> None:
         "timestamp": T0 // 1000,
         "timestamp_ms": T0,
         "matched_at": T0,
+        "checksum": zlib.crc32(b"99:1:101:2:98:4:102:5"),  # the book checksum extension
     }
     assert (snap.offset, snap.ts_ms) == (3, T0 + 5_000)
     assert catchup.position == snap.position
