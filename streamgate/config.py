@@ -81,6 +81,7 @@ class Config:
     send_buffer_bytes: int = 0  # SO_SNDBUF of WebSocket sockets; 0 leaves it to the kernel
     # while the loop is saturated, writes wait up to this so queued frames share one write
     write_delay: float = 0.005  # 0: write on the next loop turn always (server/websocket.py)
+    write_delay_after: float = 0.01  # a write pass this long means the loop is saturated
     # HTTP timeouts and connection caps (issue 11; docs/protocol-notes.md)
     http_header_timeout: float = 10.0  # a request head must arrive within this
     http_body_timeout: float = 30.0  # and its body within this after the head
@@ -171,6 +172,10 @@ class Config:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0 <= self.write_delay <= 0.1:
             raise ConfigError(f"write_delay must be within 0..0.1 s, got {self.write_delay!r}")
+        if not 0 < self.write_delay_after <= 1:
+            raise ConfigError(
+                f"write_delay_after must be within 0..1 s, got {self.write_delay_after!r}"
+            )
         if self.hard_max_frame_bytes < self.max_frame_bytes:
             raise ConfigError("hard_max_frame_bytes must be >= max_frame_bytes")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

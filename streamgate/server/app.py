@@ -204,7 +204,12 @@ class Gateway:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._flusher = Flusher(loop, self.hub.stats.flush, write_delay=self.config.write_delay)
+        self._flusher = Flusher(
+            loop,
+            self.hub.stats.flush,
+            write_delay=self.config.write_delay,
+            busy_after=self.config.write_delay_after,
+        )
         await self.broker.start(self.hub)
         await self.presence.start()
         self.sockets.start()

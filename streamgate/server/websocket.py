@@ -112,7 +112,7 @@ class Flusher:
         stats: FlushStats | None = None,
         *,
         write_delay: float = 0.0,
-        busy_after: float = 0.001,
+        busy_after: float = 0.01,
     ) -> None:
         self._loop = loop
         self._dirty: list[WsConnection] = []
