@@ -83,13 +83,14 @@ class Flusher:
 
     Each pass writes every dirty connection's queue as one buffer. A pass that took
     ``busy_after`` seconds or more means the loop is saturated (each write is a system
-    call; at 10,000 sockets a pass takes tens of milliseconds): the next pass then
-    starts no earlier than ``write_delay`` after that one ended, so the frames queued
-    meanwhile (more publications fanned out while the loop was free to read them) leave
-    in one write per socket instead of one each. Under light load passes are short, or
-    the next frame comes later than ``write_delay`` anyway, and nothing waits: the
-    latency cost is at most ``write_delay``, paid only when the loop is saturated
-    (uWebSockets' corking and Centrifugo's ``client.write_delay`` are the same idea).
+    call; at 10,000 sockets a pass takes tens of milliseconds): a frame queued within
+    ``write_delay`` after such a pass waits ``write_delay`` for the next pass, so the
+    frames queued meanwhile (more publications fanned out while the loop was free to
+    read them, local or from Redis) leave in one write per socket instead of one each.
+    Under light load passes are short, or the next frame comes later than that, and
+    nothing waits: the latency cost is at most ``write_delay``, paid only when the loop
+    is saturated (uWebSockets' corking and Centrifugo's ``client.write_delay``, where
+    the first message waits for the others, are the same idea).
     A ``write_delay`` of 0 writes on the next loop turn always.
 
     Once per pass (never per connection) it feeds ``stats``: one connection's queued
@@ -98,9 +99,9 @@ class Flusher:
 
     __slots__ = (
         "_busy_after",
+        "_busy_until",
         "_delay",
         "_dirty",
-        "_hold_until",
         "_loop",
         "_scheduled",
         "stats",
@@ -120,15 +121,16 @@ class Flusher:
         self.stats = stats if stats is not None else FlushStats()
         self._delay = write_delay
         self._busy_after = busy_after
-        self._hold_until = 0.0  # loop time before which the next pass waits
+        self._busy_until = 0.0  # loop time until which the last pass counts as saturated
 
     def mark(self, conn: WsConnection) -> None:
         self._dirty.append(conn)
         if not self._scheduled:
             self._scheduled = True
             loop = self._loop
-            if self._hold_until > loop.time():
-                loop.call_at(self._hold_until, self._run)
+            now = loop.time()
+            if now < self._busy_until:
+                loop.call_at(now + self._delay, self._run)  # saturated: the first frame waits
             else:
                 loop.call_soon(self._run)
 
@@ -144,7 +146,7 @@ class Flusher:
             conn.flush()
         took = time.perf_counter() - started
         if self._delay > 0 and took >= self._busy_after:
-            self._hold_until = self._loop.time() + self._delay
+            self._busy_until = self._loop.time() + self._delay
         if stats.oldest_ms:
             stats.lag.observe(max(0.0, time.time() - stats.oldest_ms / 1000))
             stats.oldest_ms = 0

@@ -1,5 +1,6 @@
-"""The Flusher's adaptive hold (issue 14): nothing waits under light load; a saturated
-loop's next pass waits up to ``write_delay`` so the frames queued meanwhile share a write."""
+"""The Flusher's adaptive hold (issue 14): nothing waits under light load; a frame queued
+soon after a saturated pass waits ``write_delay``, so the frames queued meanwhile share a
+write."""
 
 from __future__ import annotations
 
