@@ -109,14 +109,19 @@ def run_loadgens(
     procs = len(subscribed)
     share = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
     t0 = time.monotonic()
-    running: list[tuple[subprocess.Popen[str], list[str]]] = []
+    running: list[tuple[subprocess.Popen[str], list[str], list[str]]] = []
 
-    def reader(i: int, proc: subprocess.Popen[str], err: list[str]) -> None:
+    def reader(i: int, proc: subprocess.Popen[str], out: list[str], err: list[str]) -> None:
+        assert proc.stdout is not None
         assert proc.stderr is not None
+        stdout = proc.stdout
+        drain = threading.Thread(target=lambda: out.extend(stdout), daemon=True)
+        drain.start()
         for line in proc.stderr:
             err.append(line)
             if "connections subscribed in" in line:
                 subscribed[i] = time.monotonic() - t0
+        drain.join(timeout=10)
 
     threads = []
     for i, count in enumerate(share):
@@ -133,26 +138,28 @@ def run_loadgens(
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=limits
         )
+        out: list[str] = []
         err: list[str] = []
-        running.append((proc, err))
-        t = threading.Thread(target=reader, args=(i, proc, err), daemon=True)
+        running.append((proc, out, err))
+        t = threading.Thread(target=reader, args=(i, proc, out, err), daemon=True)
         t.start()
         threads.append(t)
     results: list[dict[str, Any]] = []
     budget = args.connect_timeout + args.hold + args.probe_s + 120
-    for proc, err in running:
+    for proc, _, _ in running:
         try:
-            stdout, _ = proc.communicate(timeout=max(1.0, budget - (time.monotonic() - t0)))
+            proc.wait(timeout=max(1.0, budget - (time.monotonic() - t0)))
         except subprocess.TimeoutExpired:
             proc.kill()
-            stdout, _ = proc.communicate()
-        result = fanout.parse_result(stdout) or {"error": "no RESULT line"}
+            proc.wait()
+    for t in threads:
+        t.join(timeout=10)
+    for proc, out, err in running:
+        result = fanout.parse_result("".join(out)) or {"error": "no RESULT line"}
         result["returncode"] = proc.returncode
         if proc.returncode != 0:
             result.setdefault("stderr", "".join(err)[-800:])
         results.append(result)
-    for t in threads:
-        t.join(timeout=5)
     return results
 
 

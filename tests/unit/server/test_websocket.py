@@ -283,3 +283,50 @@ async def test_each_flush_pass_samples_one_queue_and_the_oldest_publication() ->
         conn.enqueue(frame_text(b"c"))
         await peer.frames(0.2)
         assert stats.passes == 2 and stats.lag.count == 1  # nothing published meanwhile
+
+
+async def test_pings_of_sockets_opened_at_once_are_spread_out() -> None:
+    """40 sockets opened together are not pinged in one burst (issue 14: at 100,000
+    sockets the burst of pings and pongs stalled the node for hundreds of ms)."""
+    loop = asyncio.get_running_loop()
+    registry = WsRegistry(interval=0.4, timeout=10.0)
+    flusher = Flusher(loop)
+    peers: list[socket.socket] = []
+    transports: list[asyncio.Transport] = []
+    for _ in range(40):
+        ours, theirs = socket.socketpair()
+        theirs.setblocking(False)
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+        conn = WsConnection(
+            transport,
+            kind="public",
+            registry=registry,
+            flusher=flusher,
+            queue_limit=1 << 20,
+            max_message=1 << 20,
+        )
+        transport.set_protocol(conn)
+        peers.append(theirs)
+        transports.append(transport)
+    started = loop.time()
+    registry.start()
+    try:
+
+        async def first_ping(sock: socket.socket) -> float:
+            data = await asyncio.wait_for(loop.sock_recv(sock, 16), 2.0)
+            assert data == Frame(Opcode.PING, b"").serialize(mask=False)
+            return loop.time() - started
+
+        pinged = list(await asyncio.gather(*(first_ping(sock) for sock in peers)))
+    finally:
+        await registry.stop()
+        for transport in transports:
+            transport.abort()
+        for sock in peers:
+            sock.close()
+    pinged.sort()
+    assert pinged[-1] < 1.0, "every socket pinged within its interval and a sweep"
+    # The old sweep pinged all 40 within a millisecond; a random first ping in the
+    # second half of the interval, checked a twentieth per tick, spreads them.
+    assert pinged[-1] - pinged[0] > 0.08, pinged
+    assert max(sum(1 for t in pinged if s <= t < s + 0.01) for s in pinged) <= 10, pinged
