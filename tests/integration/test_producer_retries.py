@@ -17,10 +17,9 @@ import pytest
 
 from streamgate.client import Producer, PublishError, PublishUnavailable, SyncProducer
 from streamgate.client.backoff import Backoff
-from streamgate.client.http import HttpClient
 from streamgate.server.app import Gateway
 
-from support import PRODUCER_KEY, UNIT, base_url, running_gateway, trade_event
+from support import PRODUCER_KEY, UNIT, running_gateway, topic_history, trade_event
 from support.cluster import OwnRedis, Procs, free_port, until
 from support.proxy import DroppingProxy
 
@@ -34,18 +33,6 @@ async def proxy(gw: Gateway) -> AsyncIterator[DroppingProxy]:
         yield p
     finally:
         await p.stop()
-
-
-async def delivered(gw: Gateway, topic: str) -> tuple[int, list[Any]]:
-    """The topic's last offset (events published on it) and its last 100 events."""
-    client = HttpClient(base_url(gw))
-    try:
-        result = await client.request("GET", f"/api/v1/history?topic={topic}&limit=100")
-    finally:
-        await client.close()
-    assert result.status == 200, result.body
-    doc = result.json()
-    return doc["offset"], doc["events"]
 
 
 def trades(market: str, n: int) -> list[dict[str, Any]]:
@@ -64,7 +51,7 @@ async def test_lost_answers_are_retried_and_every_event_is_delivered_once(
     # The first batch was published, then its answer lost three times: its fourth
     # attempt is answered, all duplicates; the next two batches go through.
     assert (result.accepted, result.duplicates) == (1500, 1000)
-    offset, events = await delivered(gw, f"trade/{market}")
+    offset, events = await topic_history(gw, f"trade/{market}")
     assert offset == 2500  # one offset per event: nothing published twice
     ids = [e["data"]["trades"][0]["id"] for e in events]
     assert ids == [f"t{seq}" for seq in range(2401, 2501)]
@@ -82,7 +69,7 @@ async def test_the_sync_producer_retries_the_same_way(gw: Gateway, proxy: Droppi
 
     assert await asyncio.to_thread(run) == (15, 25, 1)
     assert "idempotency_key" not in events[0]  # the caller's events are left as they were
-    offset, _ = await delivered(gw, f"trade/{market}")
+    offset, _ = await topic_history(gw, f"trade/{market}")
     assert offset == 40
 
 
@@ -93,7 +80,7 @@ async def test_a_given_idempotency_key_is_kept(gw: Gateway, proxy: DroppingProxy
         first = await producer.publish(once)
         again = await producer.publish(once)
     assert (first.accepted, again.accepted, again.duplicates) == (1, 0, 1)
-    assert (await delivered(gw, f"trade/{market}"))[0] == 1
+    assert (await topic_history(gw, f"trade/{market}"))[0] == 1
 
 
 async def test_a_refusal_is_not_retried_and_names_the_event_of_the_call(
@@ -111,7 +98,7 @@ async def test_a_refusal_is_not_retried_and_names_the_event_of_the_call(
     assert error.field is not None and "side" in error.field
     assert error.published == 1000  # the first batch went; the refused one did not
     assert proxy.statuses == [200, 400]  # one attempt at the refused batch, no retry
-    assert (await delivered(gw, f"trade/{market}"))[0] == 1000
+    assert (await topic_history(gw, f"trade/{market}"))[0] == 1000
 
 
 async def test_a_wrong_key_is_refused_once(gw: Gateway, proxy: DroppingProxy) -> None:
@@ -154,7 +141,7 @@ async def test_503_is_retried_after_its_retry_after_and_delivers_once(
             refused = [at for at, status in proxy.answered if status == 503]
             gaps = [b - a for a, b in itertools.pairwise(refused)]
             assert min(gaps) >= 0.9, gaps  # Retry-After: 1, not the 10-50 ms backoff
-            offset, events = await delivered(gw, f"trade/{market}")
+            offset, events = await topic_history(gw, f"trade/{market}")
             assert offset == 30  # a fresh Redis: one offset per event, none twice
             assert [e["data"]["trades"][0]["id"] for e in events] == [f"t{n}" for n in range(1, 31)]
         finally:

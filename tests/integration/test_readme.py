@@ -7,29 +7,16 @@ project's ``.venv``, as they would beside a checkout.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from support import UNIT
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def try_it_block() -> str:
-    """The shell block of the README's "Try it" section."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("\n## Try it\n", 1)[1].split("\n## ", 1)[0]
-    match = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
-    assert match, "the Try it section has no sh block"
-    return match.group(1)
-
+from support.readme import ROOT, demo_server, sh_block
 
 EVENT_LINE = re.compile(
     r"^\d\d:\d\d:\d\d\.\d{3} (?P<topic>\S+) seq=(?P<seq>\d+|-) offset=\d+ (?P<gist>.*)$"
@@ -38,36 +25,15 @@ EVENT_LINE = re.compile(
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[int]:
-    """``streamgate serve --demo`` in ``tmp_path`` (its data under ``tmp_path/data``)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMGATE_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamgate", "serve", "--demo", "--port", "0"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("streamgate listening on http://127.0.0.1:"), line
-        yield int(line.rsplit(":", 1)[1])
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10 * UNIT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with demo_server(tmp_path) as port:
+        yield port
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="the README's example uses curl")
 def test_the_watch_example_shows_the_publish_example_and_the_demo_market(
     demo: int, tmp_path: Path
 ) -> None:
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
-    script = try_it_block().replace("127.0.0.1:8080", f"127.0.0.1:{demo}")
+    script = sh_block("Try it").replace("127.0.0.1:8080", f"127.0.0.1:{demo}")
     done = subprocess.run(
         [shutil.which("bash") or "/bin/bash", "-c", script],
         cwd=tmp_path,

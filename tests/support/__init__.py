@@ -87,6 +87,19 @@ async def publish_ok(gw: Gateway, events: list[dict[str, Any]]) -> dict[str, Any
     return doc
 
 
+async def topic_history(gw: Gateway | int, topic: str) -> tuple[int, list[Any]]:
+    """A public topic's last offset (events published on it) and its last 100 events."""
+    port = gw if isinstance(gw, int) else gw.port
+    client = HttpClient(f"http://127.0.0.1:{port}")
+    try:
+        result = await client.request("GET", f"/api/v1/history?topic={topic}&limit=100")
+    finally:
+        await client.close()
+    assert result.status == 200, result.body
+    doc = result.json()
+    return doc["offset"], doc["events"]
+
+
 def open_ws(gw: Gateway | int, path: str = "/ws/public", **kwargs: Any) -> Any:
     """``async with open_ws(gw) as ws``: a websockets client with pings off."""
     return connect(ws_url(gw, path), ping_interval=None, open_timeout=5 * UNIT, **kwargs)

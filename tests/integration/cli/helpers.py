@@ -13,13 +13,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from streamgate.client.http import HttpClient
 
 from support import UNIT
 
-__all__ = ["Done", "clean_env", "demo_gateway", "error_line", "history_offset", "streamgate"]
+__all__ = ["Done", "clean_env", "demo_gateway", "error_line", "streamgate"]
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -78,18 +75,6 @@ def error_line(done: Done) -> str:
     others = [line for line in done.err.splitlines() if not line.startswith("streamgate:")]
     assert all(" INFO " in line or " WARNING " in line for line in others), done.err
     return lines[0]
-
-
-async def history_offset(port: int, topic: str) -> tuple[int, list[Any]]:
-    """A public topic's last offset (events published on it) and its recent events."""
-    client = HttpClient(f"http://127.0.0.1:{port}")
-    try:
-        result = await client.request("GET", f"/api/v1/history?topic={topic}&limit=100")
-    finally:
-        await client.close()
-    assert result.status == 200, result.body
-    doc = result.json()
-    return doc["offset"], doc["events"]
 
 
 @asynccontextmanager

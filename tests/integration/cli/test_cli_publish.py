@@ -11,8 +11,8 @@ import pexpect
 
 from streamgate.server.app import Gateway
 
-from .helpers import ROOT, clean_env, error_line, history_offset, streamgate
-from support import PRODUCER_KEY, UNIT, trade_event
+from .helpers import ROOT, clean_env, error_line, streamgate
+from support import PRODUCER_KEY, UNIT, topic_history, trade_event
 
 
 def lines(events: list[dict[str, object]]) -> str:
@@ -29,7 +29,7 @@ async def test_a_large_file_is_published_in_batches_each_event_once(
     done = await streamgate("publish", str(path), "--url", url, "--key", PRODUCER_KEY)
     assert done.code == 0, done.err
     assert done.out == "published 2500 events: 2500 accepted, 0 duplicates\n"
-    offset, events = await history_offset(gw.port, f"trade/{market}")
+    offset, events = await topic_history(gw.port, f"trade/{market}")
     assert offset == 2500
     assert events[-1]["data"]["trades"][0]["id"] == "t2500"
 
@@ -47,7 +47,7 @@ async def test_stdin_the_data_dir_key_and_given_idempotency_keys(
     again = await streamgate("publish", "-", "--url", url, stdin=body.encode(), cwd=tmp_path)
     assert first.out == "published 3 events: 3 accepted, 0 duplicates\n", first.err
     assert again.out == "published 3 events: 0 accepted, 3 duplicates\n", again.err
-    assert (await history_offset(gw.port, f"trade/{market}"))[0] == 3
+    assert (await topic_history(gw.port, f"trade/{market}"))[0] == 3
 
 
 async def test_bad_lines_are_named_and_nothing_is_published(gw: Gateway, tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ async def test_bad_lines_are_named_and_nothing_is_published(gw: Gateway, tmp_pat
     assert said[1] == "streamgate: line 4: an event must be a JSON object, got list"
     assert said[2] == "streamgate: 2 bad line(s); nothing was published"
     assert len(said) == 3
-    assert (await history_offset(gw.port, f"trade/{market}"))[0] == 0
+    assert (await topic_history(gw.port, f"trade/{market}"))[0] == 0
 
 
 async def test_a_refused_event_is_named_by_its_line(gw: Gateway, tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ async def test_a_refused_event_is_named_by_its_line(gw: Gateway, tmp_path: Path)
     line = error_line(await streamgate(*args))
     assert line.startswith("streamgate: line 26: INVALID_EVENT at data.trades[0].price: "), line
     assert line.endswith("; lines up to 21 were published, none from line 22 on"), line
-    assert (await history_offset(gw.port, f"trade/{market}"))[0] == 20
+    assert (await topic_history(gw.port, f"trade/{market}"))[0] == 20
 
 
 async def test_no_key_anywhere(tmp_path: Path) -> None:
@@ -119,4 +119,4 @@ async def test_a_large_file_shows_a_progress_bar_on_a_terminal(gw: Gateway, tmp_
 
     rest, code = await asyncio.to_thread(run)
     assert code == 0 and "Traceback" not in rest
-    assert (await history_offset(gw.port, f"trade/{market}"))[0] == 5000
+    assert (await topic_history(gw.port, f"trade/{market}"))[0] == 5000
