@@ -261,19 +261,8 @@ def _publish_steps(
     return PublishResult(accepted, duplicates, count, retried)
 
 
-class Producer:
-    """Publishes events with the producer key (async; see the module docstring).
-
-    Args:
-        base_url: ``http://host:port`` of a gateway.
-        key: the producer key.
-        max_batch: events per request, at most the gateway's 1000.
-        max_bytes: bytes per request body (the gateway's ``max_publish_bytes``).
-        retries: attempts after the first, per batch, on 5xx, connection errors, timeouts.
-        backoff: delays between attempts when the answer gives no ``Retry-After``.
-        timeout: seconds one request may take.
-        auto_keys: give every event without an ``idempotency_key`` one (default).
-    """
+class _Configured:
+    """What both producers take: the arguments documented on :class:`Producer`."""
 
     def __init__(
         self,
@@ -297,7 +286,23 @@ class Producer:
             timeout=timeout,
             auto_keys=auto_keys,
         )
-        self._client: httpx.AsyncClient | None = None
+
+
+class Producer(_Configured):
+    """Publishes events with the producer key (async; see the module docstring).
+
+    Args:
+        base_url: ``http://host:port`` of a gateway.
+        key: the producer key.
+        max_batch: events per request, at most the gateway's 1000.
+        max_bytes: bytes per request body (the gateway's ``max_publish_bytes``).
+        retries: attempts after the first, per batch, on 5xx, connection errors, timeouts.
+        backoff: delays between attempts when the answer gives no ``Retry-After``.
+        timeout: seconds one request may take.
+        auto_keys: give every event without an ``idempotency_key`` one (default).
+    """
+
+    _client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -346,32 +351,10 @@ class Producer:
         await self.close()
 
 
-class SyncProducer:
+class SyncProducer(_Configured):
     """:class:`Producer`, blocking (``httpx.Client``): same arguments, same policy."""
 
-    def __init__(
-        self,
-        base_url: str,
-        key: str,
-        *,
-        max_batch: int = MAX_EVENTS,
-        max_bytes: int = MAX_BATCH_BYTES,
-        retries: int = 5,
-        backoff: Backoff | None = None,
-        timeout: float = 10.0,
-        auto_keys: bool = True,
-    ) -> None:
-        self._policy = _Policy(
-            base_url,
-            key,
-            max_batch=max_batch,
-            max_bytes=max_bytes,
-            retries=retries,
-            backoff=backoff,
-            timeout=timeout,
-            auto_keys=auto_keys,
-        )
-        self._client: httpx.Client | None = None
+    _client: httpx.Client | None = None
 
     def _http(self) -> httpx.Client:
         if self._client is None:
